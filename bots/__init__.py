@@ -1,0 +1,1 @@
+"""The built-in bots. Each is one class implementing spotbot.bot.Bot."""

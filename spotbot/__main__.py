@@ -1,0 +1,3 @@
+from spotbot.cli import app
+
+app(prog_name="spotbot")

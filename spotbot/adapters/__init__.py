@@ -1,0 +1,1 @@
+"""Adapters for the ports in spotbot.ports: local ones and AWS ones."""

@@ -1,0 +1,377 @@
+"""The `spotbot` command line: tag assets locally, then look at jobs, tasks and tags."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task as ProgressTask, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from spotbot.domain import Job, JobCounts, JobStatus
+
+app = typer.Typer(
+    name="spotbot",
+    help="Put machine-learning tags on many assets: a local folder or S3 prefix in, "
+    "a searchable index and JSON Lines out. State lives in SPOTBOT_HOME (default ~/.spotbot).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+EXIT_FAILED_ASSETS = 1
+EXIT_BAD_INPUT = 2
+EXIT_JOB_BUSY = 3
+EXIT_INTERRUPTED = 130
+
+
+def _settings(home: Path | None):
+    from spotbot.settings import Settings
+
+    return Settings(home=home) if home else Settings()
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+HomeOption = Annotated[
+    Optional[Path], typer.Option("--home", help="Local state folder (index, locks); default $SPOTBOT_HOME or ~/.spotbot")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables")]
+
+
+@app.command()
+def tag(
+    source: Annotated[str, typer.Argument(help="A local folder (or file), or s3://bucket/prefix")],
+    bot: Annotated[str, typer.Option("--bot", "-b", help="Built-in bot name (see `spotbot bots`) or module:Class")],
+    out_dir: Annotated[
+        Optional[str], typer.Option("--out", "-o", help="Output folder; default ./spotbot-output, or the job's own when resuming")
+    ] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Worker processes; default: CPU count")] = None,
+    shard_size: Annotated[
+        Optional[int], typer.Option("--shard-size", min=1, help="Assets per shard; default: about 4 shards per worker, at most 1000")
+    ] = None,
+    job_id: Annotated[
+        Optional[str], typer.Option("--job-id", help="Name the job; run an existing id again to resume it (tags only what is missing)")
+    ] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Assets per model call; default: the bot's")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed/--no-retry-failed", help="On resume, try FAILED assets again")] = True,
+    fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 when any asset failed")] = False,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """Tag every asset under SOURCE with a bot, in a pool of local worker processes.
+
+    Tags go into the local index (see `spotbot search`) and into OUT/<job_id>/part-<shard>.jsonl;
+    OUT/<job_id>/_job.json holds the summary. A corrupt or unreadable asset fails alone: see
+    `spotbot status JOB_ID`. Exit codes: 0 done (even with failed assets), 1 failed assets with
+    --fail-on-error or work left undone, 2 bad input, 3 job already running, 130 interrupted.
+    """
+    from spotbot.adapters.job_lock import JobLockedError
+    from spotbot.adapters.local_runner import BotLoadError, LocalPoolRunner
+    from spotbot.bot import UnknownBotError, resolve_bot
+    from spotbot.service import JobConflictError, TagRequest, default_output_dir, tag_assets
+    from spotbot.wiring import open_asset_store, open_local_index, open_output_store
+
+    settings = _settings(home)
+    index = open_local_index(settings)
+    try:
+        existing = index.get_job(job_id) if job_id else None
+        store = open_asset_store(source, settings)
+        output = open_output_store(default_output_dir(existing, out_dir))
+        request = TagRequest(
+            source=source,
+            bot=bot,
+            output=output.location,
+            workers=workers,
+            shard_size=shard_size,
+            job_id=job_id,
+            batch_size=batch_size,
+            retry_failed=retry_failed,
+        )
+        with _TagProgress(enabled=not as_json) as progress:
+            run = tag_assets(
+                request,
+                settings,
+                index=index,
+                store=store,
+                output=output,
+                runner_for=lambda n: LocalPoolRunner(settings, n),
+                on_progress=progress.update,
+            )
+    except (UnknownBotError, JobConflictError, FileNotFoundError, ValueError) as error:
+        raise _fail(str(error)) from None
+    except JobLockedError as error:
+        raise _fail(str(error), EXIT_JOB_BUSY) from None
+    except BotLoadError as error:
+        raise _fail(str(error), EXIT_FAILED_ASSETS) from None
+    except KeyboardInterrupt:
+        hint = f" --job-id {job_id}" if job_id else " with the job id from `spotbot jobs`"
+        raise _fail(f"interrupted; run the same command{hint} to resume", EXIT_INTERRUPTED) from None
+    finally:
+        index.close()
+
+    job = run.job
+    if run.scanned == 0:
+        types = " ".join(resolve_bot(bot).file_types)
+        err.print(f"[yellow]warning:[/] no assets of types {types} under {job.source}", highlight=False)
+    if as_json:
+        figures = {
+            "scanned": run.scanned,
+            "new_tasks": run.new_tasks,
+            "processed": run.processed,
+            "wall_seconds": round(run.wall_seconds, 3),
+            "assets_per_second": round(run.assets_per_second, 1),
+            "summary": run.summary_path,
+            "errors": run.errors,
+        }
+        print(json.dumps({"job": job.model_dump(mode="json"), "run": figures}, ensure_ascii=False))
+    else:
+        _print_run_summary(run)
+    for error in run.errors:
+        err.print(f"[red]worker error:[/] {error}", highlight=False)
+    if job.counts.pending or run.errors:
+        raise typer.Exit(EXIT_FAILED_ASSETS)
+    if fail_on_error and job.counts.failed:
+        raise typer.Exit(EXIT_FAILED_ASSETS)
+
+
+class _CountsColumn(ProgressColumn):
+    def render(self, task: ProgressTask) -> Text:
+        total = f"{task.total:,.0f}" if task.total is not None else "?"
+        text = Text(f"{task.completed:,.0f}/{total}  ")
+        text.append(f"done {task.fields.get('done', 0):,}", style="green")
+        text.append(f"  failed {task.fields.get('failed', 0):,}", style="red")
+        return text
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: ProgressTask) -> Text:
+        rate = task.fields.get("rate", 0.0)
+        eta = task.fields.get("eta")
+        eta_text = "--:--" if eta is None else time.strftime("%H:%M:%S" if eta >= 3600 else "%M:%S", time.gmtime(eta))
+        return Text(f"{rate:,.1f} assets/s  ETA {eta_text}")
+
+
+class _TagProgress:
+    """A live bar: done / failed / assets per second / ETA, fed by the job's counts."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            _CountsColumn(),
+            _RateColumn(),
+            console=err,
+            transient=False,
+            disable=not enabled,
+        )
+        self.task_id: Any = None
+        self.started: float | None = None
+        self.first_finished = 0
+
+    def __enter__(self) -> _TagProgress:
+        self.progress.__enter__()
+        self.task_id = self.progress.add_task("Scanning", total=None, done=0, failed=0, rate=0.0, eta=None)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, phase: str, counts: JobCounts) -> None:
+        finished = counts.done + counts.failed + counts.skipped
+        if phase == "tag" and self.started is None:
+            self.started, self.first_finished = time.monotonic(), finished
+        rate, eta = 0.0, None
+        if self.started is not None:
+            elapsed = time.monotonic() - self.started
+            rate = (finished - self.first_finished) / elapsed if elapsed > 0 else 0.0
+            eta = counts.pending / rate if rate > 0 else None
+        description = {"scan": "Scanning", "tag": "Tagging", "done": "Done"}.get(phase, phase)
+        self.progress.update(
+            self.task_id,
+            description=description,
+            total=counts.total or None,
+            completed=finished,
+            done=counts.done,
+            failed=counts.failed,
+            rate=rate,
+            eta=eta if phase != "done" else 0,
+        )
+
+
+_STATUS_STYLE = {
+    JobStatus.COMPLETED: "green",
+    JobStatus.PARTIAL: "yellow",
+    JobStatus.FAILED: "red",
+    JobStatus.RUNNING: "cyan",
+    JobStatus.CANCELLED: "magenta",
+    JobStatus.SUBMITTED: "white",
+}
+
+
+def _status_text(status: JobStatus) -> Text:
+    return Text(status.value, style=_STATUS_STYLE.get(status, ""))
+
+
+def _print_run_summary(run: Any) -> None:
+    job: Job = run.job
+    table = Table(title=f"Job {job.job_id}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("status", _status_text(job.status))
+    table.add_row("bot", f"{job.bot} ({job.model_version})")
+    table.add_row("source", job.source)
+    table.add_row("assets", f"{job.counts.total:,} (this run: {run.processed:,} tagged of {run.scanned:,} scanned)")
+    table.add_row("done / failed", f"{job.counts.done:,} / {job.counts.failed:,}")
+    table.add_row("wall time", f"{run.wall_seconds:.1f} s")
+    table.add_row("throughput", f"{run.assets_per_second:,.1f} assets/s")
+    table.add_row("JSON Lines", str(Path(job.output) / job.job_id))
+    table.add_row("summary", run.summary_path)
+    out.print(table)
+    if job.counts.failed:
+        out.print(f"[yellow]{job.counts.failed} asset(s) failed:[/] spotbot status {job.job_id}", highlight=False)
+
+
+@app.command()
+def jobs(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many, newest first")] = 50,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """List the jobs in the local index, newest first."""
+    from spotbot.wiring import open_local_index
+
+    index = open_local_index(_settings(home))
+    try:
+        listed = [job.model_copy(update={"counts": index.counts(job.job_id)}) for job in index.list_jobs(limit)]
+    finally:
+        index.close()
+    if as_json:
+        print(json.dumps([job.model_dump(mode="json") for job in listed], ensure_ascii=False))
+        return
+    table = Table("job", "bot", "status", "done", "failed", "total", "created", "source")
+    for job in listed:
+        table.add_row(
+            job.job_id,
+            job.bot,
+            _status_text(job.status),
+            f"{job.counts.done:,}",
+            f"{job.counts.failed:,}",
+            f"{job.counts.total:,}",
+            f"{job.created_at:%Y-%m-%d %H:%M}",
+            job.source,
+        )
+    out.print(table)
+
+
+@app.command()
+def status(
+    job_id: Annotated[str, typer.Argument(help="The job id (see `spotbot jobs`)")],
+    failed_limit: Annotated[int, typer.Option("--failed", help="How many failed assets to list")] = 50,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """A job's status and counts, and its failed assets with their errors."""
+    from spotbot.service import job_status
+    from spotbot.wiring import open_local_index
+
+    index = open_local_index(_settings(home))
+    try:
+        job = job_status(index, job_id)
+        failed = index.failed_tasks(job_id, limit=failed_limit)
+    except LookupError as error:
+        raise _fail(str(error)) from None
+    finally:
+        index.close()
+    if as_json:
+        payload = job.model_dump(mode="json")
+        payload["failed_tasks"] = [task.model_dump(mode="json") for task in failed]
+        print(json.dumps(payload, ensure_ascii=False))
+        return
+    table = Table(title=f"Job {job.job_id}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("status", _status_text(job.status))
+    table.add_row("bot", f"{job.bot} ({job.model_version or '-'})")
+    table.add_row("source", job.source)
+    table.add_row("output", str(Path(job.output) / job.job_id))
+    counts = job.counts
+    table.add_row("counts", f"total {counts.total:,}  done {counts.done:,}  failed {counts.failed:,}  pending {counts.pending:,}")
+    table.add_row("created", f"{job.created_at:%Y-%m-%d %H:%M:%S} UTC")
+    table.add_row("finished", f"{job.finished_at:%Y-%m-%d %H:%M:%S} UTC" if job.finished_at else "-")
+    out.print(table)
+    if failed:
+        failures = Table("failed asset", "attempts", "error", title="Failed assets", title_justify="left")
+        for task in failed:
+            failures.add_row(task.asset, str(task.attempts), task.error or "")
+        out.print(failures)
+        if counts.failed > len(failed):
+            out.print(f"... and {counts.failed - len(failed)} more (--failed N, or --json)")
+
+
+@app.command()
+def search(
+    query: Annotated[Optional[str], typer.Argument(help="Words to find in tags, OCR text and review text")] = None,
+    bot: Annotated[Optional[str], typer.Option("--bot", help="Only this bot's tags")] = None,
+    label: Annotated[Optional[str], typer.Option("--label", help="Only assets with this label, e.g. positive")] = None,
+    job: Annotated[Optional[str], typer.Option("--job", help="Only this job's tags")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most hits to show")] = 20,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """Search the tag index: full text (Chinese included) with filters on bot, label and job."""
+    from spotbot.ports import SearchQuery
+    from spotbot.wiring import open_local_index
+
+    index = open_local_index(_settings(home))
+    try:
+        hits = index.search(SearchQuery(text=query, bot=bot, label=label, job_id=job, limit=limit))
+    finally:
+        index.close()
+    if as_json:
+        print(json.dumps([hit.record.model_dump(mode="json", exclude_none=True) for hit in hits], ensure_ascii=False))
+        return
+    if not hits:
+        err.print("no tags match")
+        return
+    table = Table("asset", "bot", "labels", "match", "job")
+    for hit in hits:
+        labels = ", ".join(f"{t.label} {t.score:.2f}" for t in hit.record.tags[:4]) or "(none)"
+        table.add_row(hit.record.asset, hit.record.bot, labels, hit.snippet, hit.record.job_id)
+    out.print(table)
+
+
+@app.command()
+def bots(as_json: JsonOption = False) -> None:
+    """The built-in bots: name, file types, model version and runtime."""
+    from spotbot.bot import builtin_bots
+
+    infos = builtin_bots()
+    if as_json:
+        print(json.dumps([info.__dict__ for info in infos], ensure_ascii=False))
+        return
+    table = Table("bot", "file types", "model version", "runtime", "what it tags")
+    for info in infos:
+        table.add_row(info.name, " ".join(info.file_types), info.model_version, info.runtime, info.description)
+    out.print(table)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

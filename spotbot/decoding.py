@@ -1,0 +1,128 @@
+"""Turns asset bytes into what a bot reads, enforcing the size limits. Errors name the asset's fault."""
+
+from __future__ import annotations
+
+import codecs
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from spotbot.bot import InputKind
+
+
+class AssetError(Exception):
+    """The asset itself is bad (corrupt, empty, too large): its task fails, the job goes on."""
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    max_asset_bytes: int
+    max_image_pixels: int
+    max_text_bytes: int
+    text_encodings: tuple[str, ...] = ("utf-8",)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def check_size(size: int, limits: DecodeLimits) -> None:
+    if size == 0:
+        raise AssetError("empty file (0 bytes)")
+    if size > limits.max_asset_bytes:
+        raise AssetError(
+            f"asset is {_mib(size)}, above max_asset_bytes ({_mib(limits.max_asset_bytes)}); "
+            "raise SPOTBOT_MAX_ASSET_BYTES to allow it"
+        )
+
+
+def decode_image(data: bytes, limits: DecodeLimits) -> Image.Image:
+    """An RGB image, upright as its EXIF orientation says."""
+    check_size(len(data), limits)
+    Image.MAX_IMAGE_PIXELS = None  # our own max_image_pixels check below replaces Pillow's global one
+    try:
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size  # read from the header, before any pixel is decoded
+        if width * height > limits.max_image_pixels:
+            raise AssetError(
+                f"image is {width}x{height} ({width * height / 1e6:.0f} megapixels), above "
+                f"max_image_pixels ({limits.max_image_pixels / 1e6:.0f} megapixels); "
+                "raise SPOTBOT_MAX_IMAGE_PIXELS to allow it"
+            )
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        if image.mode != "RGB":
+            image = _to_rgb(image)
+    except AssetError:
+        raise
+    except UnidentifiedImageError as error:
+        raise AssetError("not an image, or an image format that cannot be read") from error
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise AssetError(f"corrupt or truncated image: {error}") from error
+    return image
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, image).convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        image = image.point(lambda v: v / 256).convert("L")  # 16-bit greyscale to 8-bit
+    return image.convert("RGB")
+
+
+def decode_text(data: bytes, limits: DecodeLimits) -> str:
+    check_size(len(data), limits)
+    if len(data) > limits.max_text_bytes:
+        raise AssetError(
+            f"text is {_mib(len(data))}, above max_text_bytes ({_mib(limits.max_text_bytes)}); "
+            "raise SPOTBOT_MAX_TEXT_BYTES to allow it"
+        )
+    text = _decode_with_bom(data)
+    if text is None:
+        errors = []
+        for encoding in limits.text_encodings:
+            try:
+                text = data.decode(encoding)
+                break
+            except UnicodeDecodeError as error:
+                errors.append(f"{encoding}: invalid byte {data[error.start]:#04x} at offset {error.start}")
+            except LookupError as error:
+                raise AssetError(f"unknown text encoding {encoding!r} in SPOTBOT_TEXT_ENCODINGS") from error
+        if text is None:
+            raise AssetError(
+                "text is not in an accepted encoding (" + "; ".join(errors) + "); "
+                "add its encoding to SPOTBOT_TEXT_ENCODINGS, e.g. [\"utf-8\",\"gb18030\"]"
+            )
+    text = text.replace("\r\n", "\n").strip()
+    if not text:
+        raise AssetError("text file holds only white space")
+    if "\x00" in text:
+        raise AssetError("text holds NUL bytes: a binary file with a text extension?")
+    return text
+
+
+def _decode_with_bom(data: bytes) -> str | None:
+    for bom, encoding in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError as error:
+                raise AssetError(f"text has a {encoding} byte-order mark but invalid bytes at offset {error.start}") from error
+    return None
+
+
+def decode_asset(data: bytes, kind: InputKind, limits: DecodeLimits) -> Any:
+    if kind == "image":
+        return decode_image(data, limits)
+    if kind == "text":
+        return decode_text(data, limits)
+    check_size(len(data), limits)
+    return data

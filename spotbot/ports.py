@@ -1,0 +1,128 @@
+"""The ports: what the service layer needs from the outside world. Each has a local and a cloud adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from spotbot.domain import AssetRef, Job, JobCounts, Tag, TagRecord, Task, TaskStatus
+
+
+class AssetStore(Protocol):
+    """Where assets live: a local folder or an S3 prefix."""
+
+    source: str
+
+    def scan(self, file_types: tuple[str, ...]) -> Iterator[AssetRef]:
+        """Every asset under the source whose extension is in file_types, recursively."""
+
+    def read(self, asset: AssetRef) -> bytes:
+        """The asset's bytes. Raises AssetError when it cannot be read."""
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    asset: str
+    status: TaskStatus
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    record: TagRecord
+    snippet: str = ""
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    text: str | None = None
+    bot: str | None = None
+    label: str | None = None
+    job_id: str | None = None
+    limit: int = 20
+
+
+class TagIndex(Protocol):
+    """Jobs, tasks and tag records, searchable: SQLite locally, OpenSearch in AWS."""
+
+    def save_job(self, job: Job) -> None: ...
+    def get_job(self, job_id: str) -> Job | None: ...
+    def list_jobs(self, limit: int = 50) -> list[Job]: ...
+    def add_assets(self, job_id: str, assets: list[AssetRef], shard_size: int) -> int:
+        """Records a task per new asset (or per asset whose etag changed); returns how many."""
+    def shards_with_work(self, job_id: str, statuses: tuple[TaskStatus, ...]) -> list[int]: ...
+    def tasks_in_shard(self, job_id: str, shard: int, statuses: tuple[TaskStatus, ...]) -> list[Task]: ...
+    def done_assets(self, job_id: str, assets: Iterable[str]) -> set[str]: ...
+    def record_outcomes(self, records: list[TagRecord], outcomes: list[TaskOutcome], job_id: str) -> None:
+        """Writes tag records and marks their tasks, all or nothing."""
+    def counts(self, job_id: str) -> JobCounts: ...
+    def failed_tasks(self, job_id: str, limit: int = 100) -> list[Task]: ...
+    def tag_records(self, job_id: str) -> Iterator[TagRecord]: ...
+    def search(self, query: SearchQuery) -> list[SearchHit]: ...
+    def close(self) -> None: ...
+
+
+class BotRuntime(Protocol):
+    """Where the model runs: in this process, or behind a SageMaker endpoint."""
+
+    bot_name: str
+    model_version: str
+    input_kind: str
+    batch_size: int
+
+    def predict(self, batch: list[Any]) -> list[list[Tag]]: ...
+
+
+class PartFile(Protocol):
+    """One shard's JSON Lines output."""
+
+    def read_records(self) -> list[dict[str, Any]]:
+        """The complete records already written; a torn last line is dropped."""
+    def rewrite(self, records: list[dict[str, Any]]) -> None: ...
+    def append(self, records: list[dict[str, Any]]) -> None: ...
+    def close(self) -> None: ...
+
+
+class OutputStore(Protocol):
+    """Where JSON Lines parts and the job summary go: a local folder or an S3 prefix."""
+
+    location: str
+
+    def part(self, job_id: str, shard: int) -> PartFile: ...
+    def write_summary(self, job: Job) -> str: ...
+
+
+@dataclass(frozen=True)
+class ShardWork:
+    """One unit of work for a worker: a shard of a job, and all it needs to tag it."""
+
+    job_id: str
+    shard: int
+    bot: str
+    source: str
+    output: str
+    retry_failed: bool = True
+    batch_size: int | None = None
+    threads: int | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    shard: int
+    done: int
+    failed: int
+    model_version: str | None = None
+
+
+class JobRunner(Protocol):
+    """Runs the shards of a job: a local process pool, or AWS Batch array jobs."""
+
+    def run(self, work: list[ShardWork], on_tick: Callable[[], None]) -> RunOutcome: ...
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    results: list[ShardResult]
+    errors: list[str]

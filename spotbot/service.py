@@ -1,0 +1,174 @@
+"""The service layer: what the CLI (and later the Lambda handlers) call. Business rules live here once."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spotbot.adapters.job_lock import job_lock
+from spotbot.bot import resolve_bot
+from spotbot.domain import (
+    Job,
+    JobCounts,
+    JobStatus,
+    TaskStatus,
+    auto_shard_size,
+    final_status,
+    new_job_id,
+    utc_now,
+    validate_job_id,
+)
+from spotbot.ports import AssetStore, JobRunner, OutputStore, ShardWork, TagIndex
+from spotbot.settings import Settings
+
+
+class JobConflictError(ValueError):
+    """The job id exists with another bot, source or output."""
+
+
+@dataclass(frozen=True)
+class TagRequest:
+    source: str
+    bot: str
+    output: str | None = None
+    workers: int | None = None
+    shard_size: int | None = None
+    job_id: str | None = None
+    batch_size: int | None = None
+    retry_failed: bool = True
+
+
+@dataclass
+class JobRun:
+    """What one run of a job did: the job as it ended, and this run's own figures."""
+
+    job: Job
+    summary_path: str
+    scanned: int = 0
+    new_tasks: int = 0
+    processed: int = 0
+    wall_seconds: float = 0.0
+    tagging_seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def assets_per_second(self) -> float:
+        return self.processed / self.tagging_seconds if self.tagging_seconds > 0 else 0.0
+
+
+ProgressCallback = Callable[[str, JobCounts], None]
+
+
+def tag_assets(
+    request: TagRequest,
+    settings: Settings,
+    *,
+    index: TagIndex,
+    store: AssetStore,
+    output: OutputStore,
+    runner_for: Callable[[int], JobRunner],
+    on_progress: ProgressCallback = lambda phase, counts: None,
+) -> JobRun:
+    """Scans the source, records a task per asset, and runs the shards that still have work.
+
+    Running it again with the same job id tags only what is missing.
+    """
+    started = time.monotonic()
+    bot_class = resolve_bot(request.bot)
+    job_id = validate_job_id(request.job_id) if request.job_id else new_job_id()
+    workers = request.workers or settings.workers
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    with job_lock(settings.locks_dir, job_id):
+        job = index.get_job(job_id)
+        if job is None:
+            job = Job(job_id=job_id, bot=request.bot, source=store.source, output=output.location, workers=workers)
+        else:
+            _check_same_job(job, request, store.source, output.location)
+            job = job.model_copy(update={"workers": workers, "finished_at": None})
+        index.save_job(job)
+
+        on_progress("scan", index.counts(job_id))
+        assets = list(store.scan(bot_class.file_types))
+        shard_size = request.shard_size or auto_shard_size(len(assets), workers, settings.max_shard_size)
+        new_tasks = index.add_assets(job_id, assets, shard_size)
+
+        statuses = (TaskStatus.PENDING, TaskStatus.FAILED) if request.retry_failed else (TaskStatus.PENDING,)
+        shards = index.shards_with_work(job_id, statuses)
+        before = index.counts(job_id)
+        job = job.model_copy(update={"status": JobStatus.RUNNING, "counts": before})
+        index.save_job(job)
+
+        threads = max(1, (os.cpu_count() or 1) // min(workers, max(1, len(shards))))
+        work = [
+            ShardWork(
+                job_id=job_id,
+                shard=shard,
+                bot=request.bot,
+                source=store.source,
+                output=output.location,
+                retry_failed=request.retry_failed,
+                batch_size=request.batch_size,
+                threads=threads,
+            )
+            for shard in shards
+        ]
+        tagging_started = time.monotonic()
+        on_progress("tag", before)
+        try:
+            outcome = runner_for(workers).run(work, on_tick=lambda: on_progress("tag", index.counts(job_id)))
+        except BaseException:
+            counts = index.counts(job_id)
+            index.save_job(job.model_copy(update={"status": JobStatus.CANCELLED, "counts": counts}))
+            raise
+        tagging_seconds = time.monotonic() - tagging_started
+
+        counts = index.counts(job_id)
+        model_versions = {r.model_version for r in outcome.results if r.model_version}
+        job = job.model_copy(
+            update={
+                "status": final_status(counts),
+                "counts": counts,
+                "finished_at": utc_now(),
+                "model_version": ", ".join(sorted(model_versions)) or job.model_version,
+            }
+        )
+        summary_path = output.write_summary(job)
+        index.save_job(job)
+        on_progress("done", counts)
+    return JobRun(
+        job=job,
+        summary_path=summary_path,
+        scanned=len(assets),
+        new_tasks=new_tasks,
+        processed=sum(r.done + r.failed for r in outcome.results),
+        wall_seconds=time.monotonic() - started,
+        tagging_seconds=tagging_seconds,
+        errors=outcome.errors,
+    )
+
+
+def _check_same_job(job: Job, request: TagRequest, source: str, output: str) -> None:
+    for what, recorded, asked in (("bot", job.bot, request.bot), ("source", job.source, source), ("output", job.output, output)):
+        if recorded != asked:
+            raise JobConflictError(
+                f"job {job.job_id} exists with {what} {recorded!r}, not {asked!r}: "
+                "use the same values to resume it, or a new --job-id"
+            )
+
+
+def job_status(index: TagIndex, job_id: str) -> Job:
+    job = index.get_job(job_id)
+    if job is None:
+        raise LookupError(f"no job {job_id!r}; `spotbot jobs` lists the jobs")
+    return job.model_copy(update={"counts": index.counts(job_id)})
+
+
+def default_output_dir(job: Job | None, requested: str | None, fallback: str = "spotbot-output") -> str:
+    """A resumed job keeps writing where it started, unless told otherwise."""
+    if requested:
+        return requested
+    return job.output if job else str(Path(fallback).resolve())

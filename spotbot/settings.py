@@ -1,0 +1,35 @@
+"""The one home of configuration: read from SPOTBOT_* environment variables, then passed in."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPOTBOT_", frozen=True)
+
+    home: Path = Field(default=Path("~/.spotbot"), description="Local state: the SQLite index and job locks")
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Worker processes")
+    max_shard_size: int = Field(default=1000, ge=1, description="Largest shard when the shard size is automatic")
+    max_asset_bytes: int = Field(default=64 * 2**20, ge=1, description="Larger assets fail without being read")
+    max_image_pixels: int = Field(default=50_000_000, ge=1, description="Larger images fail without being decoded")
+    max_text_bytes: int = Field(default=2**20, ge=1, description="Larger text assets fail")
+    text_encodings: list[str] = Field(
+        default=["utf-8"], description="Encodings tried in order for text assets, e.g. utf-8,gb18030"
+    )
+    read_concurrency: int = Field(default=8, ge=1, description="Assets read and decoded ahead, per worker")
+    write_batch: int = Field(default=256, ge=1, description="Tag records per index transaction")
+    write_interval_seconds: float = Field(default=1.0, gt=0, description="Longest wait before buffered tags are written")
+    s3_endpoint_url: str | None = Field(default=None, description="Custom S3 endpoint (MinIO, moto)")
+
+    @property
+    def index_path(self) -> Path:
+        return self.home.expanduser() / "index.sqlite3"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.home.expanduser() / "locks"

@@ -1,0 +1,32 @@
+"""The one place that picks an adapter for a location: s3:// URIs get the S3 ones, paths the local ones."""
+
+from __future__ import annotations
+
+from spotbot.adapters.local_assets import LocalAssetStore
+from spotbot.adapters.local_output import LocalOutputStore
+from spotbot.adapters.sqlite_index import SQLiteTagIndex
+from spotbot.ports import AssetStore, OutputStore
+from spotbot.settings import Settings
+
+
+def open_asset_store(source: str, settings: Settings) -> AssetStore:
+    if source.startswith("s3://"):
+        from spotbot.adapters.s3_assets import S3AssetStore
+
+        return S3AssetStore(source, endpoint_url=settings.s3_endpoint_url)
+    return LocalAssetStore(source)
+
+
+def open_output_store(output: str) -> OutputStore:
+    if output.startswith("s3://"):
+        raise ValueError("local jobs write JSON Lines to a local folder; S3 output comes with the cloud path")
+    return LocalOutputStore(output)
+
+
+def open_local_index(settings: Settings) -> SQLiteTagIndex:
+    return SQLiteTagIndex(settings.index_path)
+
+
+def normalize_source(source: str) -> str:
+    """The canonical form a job records its source in."""
+    return source if source.startswith("s3://") else LocalAssetStore(source).source

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spotbot.adapters.sqlite_index import SQLiteTagIndex
+from spotbot.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "samples"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", workers=2)
+
+
+@pytest.fixture
+def index(settings: Settings):
+    db = SQLiteTagIndex(settings.index_path)
+    yield db
+    db.close()
+
+
+@pytest.fixture(scope="session")
+def expected() -> dict:
+    return json.loads((SAMPLES / "expected.json").read_text(encoding="utf-8"))
+
+
+def spotbot_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOTBOT_")}
+    env.update(SPOTBOT_HOME=str(home), PYTHONPATH=str(REPO), COLUMNS="200", **extra)
+    return env
+
+
+def run_spotbot(home: Path, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    """Runs the real `spotbot` command, as a user would."""
+    result = subprocess.run(
+        [sys.executable, "-m", "spotbot", *args],
+        cwd=REPO,
+        env=spotbot_env(home, **env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"spotbot {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def read_parts(job_dir: Path) -> list[dict]:
+    records = []
+    for part in sorted(job_dir.glob("part-*.jsonl")):
+        records.extend(json.loads(line) for line in part.read_text(encoding="utf-8").splitlines())
+    return records
