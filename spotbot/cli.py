@@ -347,11 +347,34 @@ def search(
     if not hits:
         err.print("no tags match")
         return
-    table = Table("asset", "bot", "labels", "match", "job")
+    table = Table("asset", "tags", "match")
+    table.columns[0].overflow = "fold"
+    if not bot:
+        table.add_column("bot")
+    if not job:
+        table.add_column("job", overflow="fold")
     for hit in hits:
-        labels = ", ".join(f"{t.label} {t.score:.2f}" for t in hit.record.tags[:4]) or "(none)"
-        table.add_row(hit.record.asset, hit.record.bot, labels, hit.snippet, hit.record.job_id)
+        row = [hit.record.asset, _summarize_tags(hit.record.tags), hit.snippet]
+        row += [hit.record.bot] if not bot else []
+        row += [hit.record.job_id] if not job else []
+        table.add_row(*row)
     out.print(table)
+
+
+def _summarize_tags(tags: list) -> str:
+    """"positive 0.98", or "text x3 (0.94-1.00)" for a bot that gives many tags of one label."""
+    if not tags:
+        return "(none)"
+    by_label: dict[str, list[float]] = {}
+    for tag in tags:
+        by_label.setdefault(tag.label, []).append(tag.score)
+    parts = []
+    for label, scores in by_label.items():
+        if len(scores) == 1:
+            parts.append(f"{label} {scores[0]:.2f}")
+        else:
+            parts.append(f"{label} x{len(scores)} ({min(scores):.2f}-{max(scores):.2f})")
+    return ", ".join(parts)
 
 
 @app.command()
