@@ -28,14 +28,18 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
+def too_large(size: int, max_asset_bytes: int) -> str:
+    return (
+        f"asset is {_mib(size)}, above max_asset_bytes ({_mib(max_asset_bytes)}); "
+        "raise SPOTBOT_MAX_ASSET_BYTES to allow it"
+    )
+
+
 def check_size(size: int, limits: DecodeLimits) -> None:
     if size == 0:
         raise AssetError("empty file (0 bytes)")
     if size > limits.max_asset_bytes:
-        raise AssetError(
-            f"asset is {_mib(size)}, above max_asset_bytes ({_mib(limits.max_asset_bytes)}); "
-            "raise SPOTBOT_MAX_ASSET_BYTES to allow it"
-        )
+        raise AssetError(too_large(size, limits.max_asset_bytes))
 
 
 def decode_image(data: bytes, limits: DecodeLimits) -> Image.Image:

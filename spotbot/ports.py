@@ -17,8 +17,8 @@ class AssetStore(Protocol):
     def scan(self, file_types: tuple[str, ...]) -> Iterator[AssetRef]:
         """Every asset under the source whose extension is in file_types, recursively."""
 
-    def read(self, asset: AssetRef) -> bytes:
-        """The asset's bytes. Raises AssetError when it cannot be read."""
+    def read(self, asset: AssetRef, max_bytes: int) -> bytes:
+        """The asset's bytes. Raises AssetError when it cannot be read or is over max_bytes."""
 
 
 @dataclass(frozen=True)

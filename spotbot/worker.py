@@ -92,7 +92,7 @@ def tag_shard(
 
     def read_and_decode(task: Task) -> Any:
         asset = AssetRef(uri=task.asset, etag=task.etag, size=0)
-        return decode_asset(store.read(asset), runtime.input_kind, limits)  # type: ignore[arg-type]
+        return decode_asset(store.read(asset, limits.max_asset_bytes), runtime.input_kind, limits)  # type: ignore[arg-type]
 
     try:
         with ThreadPoolExecutor(max_workers=settings.read_concurrency, thread_name_prefix="read") as pool:

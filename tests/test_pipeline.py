@@ -62,6 +62,7 @@ def test_bad_inputs_fail_alone_and_the_job_ends_partial(tmp_path: Path):
     (texts / "gbk.txt").write_bytes("味道不错，推荐".encode("gb18030"))
     (texts / "big.txt").write_bytes("好".encode() * 2**20)  # 3 MB
     (texts / "empty.txt").write_bytes(b"")
+    (texts / "huge.txt").write_bytes(b"a" * (65 * 2**20))  # over the 64 MiB asset limit: never read whole
     home, out = tmp_path / "home", tmp_path / "out"
 
     run = run_spotbot(home, "tag", str(images), "--bot", "scene-text", "--out", str(out), "--job-id", "imgs", "--json")
@@ -80,7 +81,7 @@ def test_bad_inputs_fail_alone_and_the_job_ends_partial(tmp_path: Path):
 
     table = run_spotbot(home, "status", "texts").stdout
     assert "PARTIAL" in table and "gbk.txt" in table and "not in an accepted encoding (utf-8: invalid byte 0xb5" in table
-    assert "above max_text_bytes" in table and "empty file" in table
+    assert "above max_text_bytes" in table and "empty file" in table and "above max_asset_bytes" in table
     assert_outputs_agree(home, out, "texts")
 
     strict = run_spotbot(home, "tag", str(texts), "--bot", "sentiment", "--job-id", "texts", "--fail-on-error", check=False)
@@ -91,7 +92,8 @@ def test_bad_inputs_fail_alone_and_the_job_ends_partial(tmp_path: Path):
         SPOTBOT_TEXT_ENCODINGS='["utf-8","gb18030"]', SPOTBOT_MAX_TEXT_BYTES=str(4 * 2**20),
     )
     status = json.loads(run_spotbot(home, "status", "texts", "--json").stdout)
-    assert status["counts"]["done"] == 3 and [Path(t["asset"]).name for t in status["failed_tasks"]] == ["empty.txt"]
+    assert status["counts"]["done"] == 3
+    assert [Path(t["asset"]).name for t in status["failed_tasks"]] == ["empty.txt", "huge.txt"]
     assert_outputs_agree(home, out, "texts")
 
 

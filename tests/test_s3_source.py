@@ -50,13 +50,15 @@ def test_scan_pages_filters_and_reads(aws_credentials):
         assert len(assets) == 1_005 + len(ODD_KEYS)  # more than one ListObjectsV2 page
         by_uri = {a.uri: a for a in assets}
         for key in ODD_KEYS:
-            assert store.read(by_uri[f"s3://assets/{key}"]) == key.encode()
+            assert store.read(by_uri[f"s3://assets/{key}"], 1000) == key.encode()
         changed = by_uri["s3://assets/reviews/00001.txt"]
         s3.put_object(Bucket="assets", Key="reviews/00001.txt", Body=b"new content")
         with pytest.raises(AssetError, match="changed since the scan"):
-            store.read(changed)
+            store.read(changed, 1000)
+        with pytest.raises(AssetError, match="above max_asset_bytes"):
+            store.read(by_uri["s3://assets/reviews/00002.txt"], 4)
         with pytest.raises(AssetError, match="cannot read object"):
-            store.read(changed.model_copy(update={"uri": "s3://assets/reviews/gone.txt"}))
+            store.read(changed.model_copy(update={"uri": "s3://assets/reviews/gone.txt"}), 1000)
         with pytest.raises(FileNotFoundError, match="cannot list s3://missing-bucket/"):
             list(S3AssetStore("s3://missing-bucket/", client=s3).scan((".txt",)))
 

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from spotbot.decoding import AssetError
+from spotbot.decoding import AssetError, too_large
 from spotbot.domain import AssetRef
 
 
@@ -36,9 +36,12 @@ class LocalAssetStore:
             return AssetRef(uri=str(path), etag="unreadable", size=0)
         return AssetRef(uri=str(path), etag=f"{stat.st_size:x}-{stat.st_mtime_ns:x}", size=stat.st_size)
 
-    def read(self, asset: AssetRef) -> bytes:
+    def read(self, asset: AssetRef, max_bytes: int) -> bytes:
         try:
             with open(asset.uri, "rb") as file:
-                return file.read()
+                size = os.fstat(file.fileno()).st_size
+                if size > max_bytes:
+                    raise AssetError(too_large(size, max_bytes))
+                return file.read(max_bytes + 1)
         except OSError as error:
             raise AssetError(f"cannot read file: {error.strerror or error}") from error

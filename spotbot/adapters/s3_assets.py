@@ -9,7 +9,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from spotbot.decoding import AssetError
+from spotbot.decoding import AssetError, too_large
 from spotbot.domain import AssetRef
 
 
@@ -50,10 +50,13 @@ class S3AssetStore:
             code = error.response.get("Error", {}).get("Code", "")
             raise FileNotFoundError(f"cannot list {self.source}: {code} {error}") from error
 
-    def read(self, asset: AssetRef) -> bytes:
+    def read(self, asset: AssetRef, max_bytes: int) -> bytes:
         _, key = parse_s3_uri(asset.uri)
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=key, IfMatch=f'"{asset.etag}"')
+            if response["ContentLength"] > max_bytes:
+                response["Body"].close()
+                raise AssetError(too_large(response["ContentLength"], max_bytes))
             return response["Body"].read()
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
