@@ -15,6 +15,7 @@ InputKind = Literal["image", "text", "bytes"]
 BUILTIN_BOTS: dict[str, str] = {
     "scene-text": "bots.scene_text:SceneTextBot",
     "sentiment": "bots.sentiment:SentimentBot",
+    "car-model": "bots.car_model:CarModelBot",
 }
 
 
@@ -46,6 +47,26 @@ class Bot(ABC):
     @classmethod
     def default_model_version(cls) -> str:
         return "builtin"
+
+
+class TrainableBot(Bot):
+    """A bot whose labels come from a head over a backbone's embeddings, so users can fine-tune it."""
+
+    @abstractmethod
+    def load_backbone(self, model_dir: Path | None = None, *, threads: int | None = None) -> None:
+        """Load only what embed() needs; model_dir is a version that carries the backbone, if any."""
+
+    @abstractmethod
+    def embed(self, batch: list[Any]) -> Any:
+        """A float32 array [len(batch), dim] of embeddings for decoded assets."""
+
+    @abstractmethod
+    def head_manifest(self) -> dict[str, Any]:
+        """model.json fields (bot, format, backbone) of a version made of this backbone and a head."""
+
+    def backbone_files(self, model_dir: Path | None) -> list[Path]:
+        """Files a new version must carry over from the version it was trained on."""
+        return []
 
 
 @dataclass(frozen=True)

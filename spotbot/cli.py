@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task as ProgressTask, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn, Task as ProgressTask, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -48,6 +48,10 @@ HomeOption = Annotated[
     Optional[Path], typer.Option("--home", help="Local state folder (index, locks); default $SPOTBOT_HOME or ~/.spotbot")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables")]
+ModelsOption = Annotated[
+    Optional[str], typer.Option("--models", help="Model store, a folder or s3://bucket/prefix; default $SPOTBOT_MODELS or ~/.spotbot/models")
+]
+ModelVersionOption = Annotated[Optional[str], typer.Option("--model-version", help="Pin a model version; default: the newest approved")]
 
 
 @app.command()
@@ -67,6 +71,8 @@ def tag(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Assets per model call; default: the bot's")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed/--no-retry-failed", help="On resume, try FAILED assets again")] = True,
     fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 when any asset failed")] = False,
+    models: ModelsOption = None,
+    model_version: ModelVersionOption = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
@@ -81,11 +87,13 @@ def tag(
     from spotbot.adapters.local_runner import BotLoadError, LocalPoolRunner
     from spotbot.bot import UnknownBotError, resolve_bot
     from spotbot.service import JobConflictError, TagRequest, default_output_dir, tag_assets
-    from spotbot.wiring import open_asset_store, open_local_index, open_output_store
+    from spotbot.models import ModelError
+    from spotbot.wiring import open_asset_store, open_local_index, open_model_registry, open_output_store
 
     settings = _settings(home)
     index = open_local_index(settings)
     try:
+        registry, _ = open_model_registry(settings, models)
         existing = index.get_job(job_id) if job_id else None
         store = open_asset_store(source, settings)
         output = open_output_store(default_output_dir(existing, out_dir))
@@ -98,6 +106,7 @@ def tag(
             job_id=job_id,
             batch_size=batch_size,
             retry_failed=retry_failed,
+            model_version=model_version,
         )
         with _TagProgress(enabled=not as_json) as progress:
             run = tag_assets(
@@ -107,9 +116,10 @@ def tag(
                 store=store,
                 output=output,
                 runner_for=lambda n: LocalPoolRunner(settings, n),
+                registry=registry,
                 on_progress=progress.update,
             )
-    except (UnknownBotError, JobConflictError, FileNotFoundError, ValueError) as error:
+    except (UnknownBotError, JobConflictError, FileNotFoundError, ModelError, ValueError) as error:
         raise _fail(str(error)) from None
     except JobLockedError as error:
         raise _fail(str(error), EXIT_JOB_BUSY) from None
@@ -378,17 +388,148 @@ def _summarize_tags(tags: list) -> str:
 
 
 @app.command()
-def bots(as_json: JsonOption = False) -> None:
-    """The built-in bots: name, file types, model version and runtime."""
+def bots(models: ModelsOption = None, as_json: JsonOption = False, home: HomeOption = None) -> None:
+    """The built-in bots: name, file types, current model version and runtime."""
     from spotbot.bot import builtin_bots
+    from spotbot.wiring import open_model_registry
 
-    infos = builtin_bots()
+    registry, _ = open_model_registry(_settings(home), models)
+    infos = []
+    for info in builtin_bots():
+        current = registry.current(info.name)
+        row = info.__dict__ | {"model_version": current.version if current else info.model_version}
+        row["model_store"] = current.store if current else "built in"
+        infos.append(row)
     if as_json:
-        print(json.dumps([info.__dict__ for info in infos], ensure_ascii=False))
+        print(json.dumps(infos, ensure_ascii=False))
         return
     table = Table("bot", "file types", "model version", "runtime", "what it tags")
-    for info in infos:
-        table.add_row(info.name, " ".join(info.file_types), info.model_version, info.runtime, info.description)
+    for row in infos:
+        table.add_row(row["name"], " ".join(row["file_types"]), row["model_version"], row["runtime"], row["description"])
+    out.print(table)
+
+
+models_app = typer.Typer(help="Model versions: list them, build the packaged baselines.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(
+    bot: Annotated[Optional[str], typer.Option("--bot", help="Only this bot's versions")] = None,
+    models: ModelsOption = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """Every model version, newest first, with its metrics and whether it is approved (the first approved one is current)."""
+    from spotbot.bot import BUILTIN_BOTS
+    from spotbot.wiring import open_model_registry
+
+    registry, _ = open_model_registry(_settings(home), models)
+    rows = []
+    for name in [bot] if bot else list(BUILTIN_BOTS):
+        current = registry.current(name)
+        for version in registry.list(name):
+            rows.append(
+                {
+                    "bot": name,
+                    "version": version.version,
+                    "current": current is not None and version.version == current.version,
+                    "approved": version.approved,
+                    "reason": version.reason,
+                    "format": version.format,
+                    "accuracy": version.metrics.get("accuracy"),
+                    "store": version.store,
+                }
+            )
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    table = Table("bot", "version", "current", "approved", "accuracy", "format", "store", "why")
+    for row in rows:
+        accuracy = f"{row['accuracy']:.3f}" if isinstance(row["accuracy"], (int, float)) else "-"
+        table.add_row(row["bot"], row["version"], "*" if row["current"] else "", "yes" if row["approved"] else "[red]no[/]",
+                      accuracy, row["format"], row["store"], row["reason"])
+    out.print(table)
+
+
+@models_app.command("build")
+def models_build(
+    models: ModelsOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Build the model versions that are made, not shipped: the car-model backbone exported to ONNX.
+
+    Needs the `export` extra (torch); cached: a version that exists is kept.
+    """
+    from spotbot.wiring import open_model_registry
+    from training.baselines import build_car_model_baseline
+
+    settings = _settings(home)
+    _, store = open_model_registry(settings, models)
+    try:
+        location, built = build_car_model_baseline(store)
+    except ImportError as error:
+        raise _fail(f"building the car-model backbone needs torch: pip install -e '.[export]' ({error})") from None
+    err.print(f"car-model baseline {'built' if built else 'already there'}: {location}", highlight=False)
+
+
+@app.command()
+def train(
+    bot: Annotated[str, typer.Option("--bot", "-b", help="The bot to fine-tune: car-model or sentiment")],
+    data: Annotated[str, typer.Option("--data", help="Label folders (DATA/<label>/<file>) or a JSON Lines manifest; local or s3://")],
+    models: ModelsOption = None,
+    version: Annotated[Optional[str], typer.Option("--version", help="Version name; default v<UTC timestamp>")] = None,
+    head: Annotated[str, typer.Option("--head", help="logistic or mlp")] = "logistic",
+    test_fraction: Annotated[float, typer.Option("--test-fraction", help="Held-out share for evaluation")] = 0.2,
+    min_accuracy: Annotated[
+        Optional[float], typer.Option("--min-accuracy", help="Approval threshold; default: majority-label accuracy + 0.05")
+    ] = None,
+    base_version: Annotated[Optional[str], typer.Option("--base-version", help="Version whose backbone to train on")] = None,
+    max_per_label: Annotated[Optional[int], typer.Option("--max-per-label", min=2, help="Sample at most this many per label")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """Fine-tune a bot on your labelled data: embed it with the bot's backbone, train a head,
+    evaluate it on a held-out split, and publish a new version to the model store.
+
+    The newest version whose held-out accuracy passes its threshold becomes the bot's current
+    version: the next `spotbot tag` uses it.
+    """
+    from spotbot.models import ModelError
+    from spotbot.wiring import open_model_registry
+    from training.datasets import DatasetError
+    from training.trainer import TrainConfig, train as train_head
+
+    settings = _settings(home)
+    registry, store = open_model_registry(settings, models)
+    config = TrainConfig(
+        bot=bot, data=data, version=version, head=head, test_fraction=test_fraction, min_accuracy=min_accuracy,
+        base_version=base_version, max_per_label=max_per_label, seed=seed,
+    )
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), console=err, disable=as_json)
+    try:
+        with progress:
+            task = progress.add_task("Embedding", total=None)
+            result = train_head(
+                config, settings, registry=registry, store=store,
+                on_progress=lambda phase, done, total: progress.update(task, completed=done, total=total),
+            )
+    except (DatasetError, ModelError, ValueError, FileNotFoundError) as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        print(json.dumps({"bot": result.bot, "version": result.version, "location": result.location,
+                          "approved": result.approved, "metrics": result.metrics}, ensure_ascii=False))
+        return
+    metrics = result.metrics
+    table = Table(title=f"{result.bot} {result.version}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("held-out accuracy", f"{metrics['accuracy']:.3f} (majority label: {metrics['majority_accuracy']:.3f})")
+    table.add_row("examples", f"{metrics['train_examples']} train / {metrics['test_examples']} test")
+    table.add_row("approved", "yes: the next job uses it" if result.approved else "[red]no[/]: below its threshold")
+    table.add_row("published", result.location)
     out.print(table)
 
 

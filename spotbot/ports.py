@@ -105,6 +105,7 @@ class ShardWork:
     retry_failed: bool = True
     batch_size: int | None = None
     threads: int | None = None
+    model_dir: str | None = None  # the extracted model version; None: the bot's packaged default
     extras: dict[str, Any] = field(default_factory=dict)
 
 

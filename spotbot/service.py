@@ -21,6 +21,7 @@ from spotbot.domain import (
     utc_now,
     validate_job_id,
 )
+from spotbot.models import ModelError, ModelRegistry
 from spotbot.ports import AssetStore, JobRunner, OutputStore, ShardWork, TagIndex
 from spotbot.settings import Settings
 
@@ -39,6 +40,7 @@ class TagRequest:
     job_id: str | None = None
     batch_size: int | None = None
     retry_failed: bool = True
+    model_version: str | None = None  # pin a version; default: the registry's current one
 
 
 @dataclass
@@ -70,6 +72,7 @@ def tag_assets(
     store: AssetStore,
     output: OutputStore,
     runner_for: Callable[[int], JobRunner],
+    registry: ModelRegistry | None = None,
     on_progress: ProgressCallback = lambda phase, counts: None,
 ) -> JobRun:
     """Scans the source, records a task per asset, and runs the shards that still have work.
@@ -78,17 +81,28 @@ def tag_assets(
     """
     started = time.monotonic()
     bot_class = resolve_bot(request.bot)
+    model = registry.resolve(bot_class.name, request.model_version) if registry else None
+    if model is None and request.model_version:
+        raise ModelError(f"cannot pin {bot_class.name} model version {request.model_version}: no model store given")
     job_id = validate_job_id(request.job_id) if request.job_id else new_job_id()
     workers = request.workers or settings.workers
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     with job_lock(settings.locks_dir, job_id):
         job = index.get_job(job_id)
+        model_version = model.version if model else bot_class.default_model_version()
         if job is None:
-            job = Job(job_id=job_id, bot=request.bot, source=store.source, output=output.location, workers=workers)
+            job = Job(
+                job_id=job_id,
+                bot=request.bot,
+                source=store.source,
+                output=output.location,
+                workers=workers,
+                model_version=model_version,
+            )
         else:
             _check_same_job(job, request, store.source, output.location)
-            job = job.model_copy(update={"workers": workers, "finished_at": None})
+            job = job.model_copy(update={"workers": workers, "finished_at": None, "model_version": model_version})
         index.save_job(job)
 
         on_progress("scan", index.counts(job_id))
@@ -113,6 +127,7 @@ def tag_assets(
                 retry_failed=request.retry_failed,
                 batch_size=request.batch_size,
                 threads=threads,
+                model_dir=str(model.path) if model and model.path else None,
             )
             for shard in shards
         ]

@@ -25,10 +25,15 @@ class Settings(BaseSettings):
     write_batch: int = Field(default=256, ge=1, description="Tag records per index transaction")
     write_interval_seconds: float = Field(default=1.0, gt=0, description="Longest wait before buffered tags are written")
     s3_endpoint_url: str | None = Field(default=None, description="Custom S3 endpoint (MinIO, moto)")
+    models: str = Field(default="~/.spotbot/models", description="Model store: a folder or s3://bucket/prefix")
 
     @property
     def index_path(self) -> Path:
         return self.home.expanduser() / "index.sqlite3"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.home.expanduser() / "model-cache"
 
     @property
     def locks_dir(self) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from spotbot.adapters.local_assets import LocalAssetStore
 from spotbot.adapters.local_output import LocalOutputStore
 from spotbot.adapters.sqlite_index import SQLiteTagIndex
+from spotbot.models import ModelRegistry, ModelStore
 from spotbot.ports import AssetStore, OutputStore
 from spotbot.settings import Settings
 
@@ -25,6 +26,22 @@ def open_output_store(output: str) -> OutputStore:
 
 def open_local_index(settings: Settings) -> SQLiteTagIndex:
     return SQLiteTagIndex(settings.index_path)
+
+
+def open_model_store(location: str, settings: Settings) -> ModelStore:
+    from spotbot.adapters.model_stores import LocalModelStore, S3ModelStore
+
+    if location.startswith("s3://"):
+        return S3ModelStore(location, endpoint_url=settings.s3_endpoint_url)
+    return LocalModelStore(location)
+
+
+def open_model_registry(settings: Settings, models: str | None = None) -> tuple[ModelRegistry, ModelStore]:
+    """The registry over the given (or configured) store, with the packaged versions beneath it."""
+    from spotbot.adapters.model_stores import PackagedModelStore
+
+    store = open_model_store(models or settings.models, settings)
+    return ModelRegistry([store, PackagedModelStore()], settings.model_cache_dir), store
 
 
 def normalize_source(source: str) -> str:

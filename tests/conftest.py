@@ -58,3 +58,15 @@ def read_parts(job_dir: Path) -> list[dict]:
     for part in sorted(job_dir.glob("part-*.jsonl")):
         records.extend(json.loads(line) for line in part.read_text(encoding="utf-8").splitlines())
     return records
+
+
+@pytest.fixture(scope="session")
+def car_models(tmp_path_factory) -> Path:
+    """A model store holding the car-model baseline (the backbone exported once per session)."""
+    pytest.importorskip("torch", reason="exporting the car-model backbone needs the `export` extra")
+    from spotbot.adapters.model_stores import LocalModelStore
+    from training.baselines import build_car_model_baseline
+
+    root = tmp_path_factory.mktemp("car-models")
+    build_car_model_baseline(LocalModelStore(root))
+    return root

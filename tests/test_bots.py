@@ -52,8 +52,8 @@ def test_sentiment_loads_a_versioned_model_dir(tmp_path):
     assert custom.model_version == "reversed-1"
     assert custom.predict(["这个手机非常好用，我很喜欢"])[0][0].label == "negative"
 
-    (tmp_path / "model.json").write_text(json.dumps({"format": "e5-head"}))
-    with pytest.raises(ValueError, match="cannot load model format 'e5-head'"):
+    (tmp_path / "model.json").write_text(json.dumps({"format": "bayes-2"}))
+    with pytest.raises(ValueError, match="cannot load model format 'bayes-2'"):
         SentimentBot().load(tmp_path)
     with pytest.raises(FileNotFoundError, match="has no model.json"):
         SentimentBot().load(tmp_path / "nowhere")

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any
 
 from spotbot.adapters.in_process import InProcessRuntime
@@ -95,11 +96,12 @@ def _parent_gone() -> bool:
 
 def _run_shard(work: ShardWork) -> ShardResult:
     settings: Settings = _worker["settings"]
-    key = (work.bot, work.batch_size)
+    key = (work.bot, work.batch_size, work.model_dir)
     runtime = _worker["runtimes"].get(key)
     if runtime is None:
         try:
-            runtime = InProcessRuntime.load(work.bot, threads=work.threads, batch_size=work.batch_size)
+            model_dir = Path(work.model_dir) if work.model_dir else None
+            runtime = InProcessRuntime.load(work.bot, model_dir, threads=work.threads, batch_size=work.batch_size)
         except Exception as error:  # noqa: BLE001 - reported to the parent with what to fix
             raise BotLoadError(f"bot {work.bot!r} failed to load: {type(error).__name__}: {error}") from None
         _worker["runtimes"][key] = runtime

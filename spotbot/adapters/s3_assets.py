@@ -53,7 +53,8 @@ class S3AssetStore:
     def read(self, asset: AssetRef, max_bytes: int) -> bytes:
         _, key = parse_s3_uri(asset.uri)
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=key, IfMatch=f'"{asset.etag}"')
+            version_check = {"IfMatch": f'"{asset.etag}"'} if asset.etag not in ("", "*") else {}
+            response = self.client.get_object(Bucket=self.bucket, Key=key, **version_check)
             if response["ContentLength"] > max_bytes:
                 response["Body"].close()
                 raise AssetError(too_large(response["ContentLength"], max_bytes))

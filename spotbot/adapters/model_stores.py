@@ -1,0 +1,85 @@
+"""Model stores: a local folder, an S3 prefix, and the versions shipped inside the package."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from spotbot.models import ARCHIVE
+
+
+class LocalModelStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.location = str(self.root)
+
+    def versions(self, bot: str) -> list[str]:
+        folder = self.root / bot
+        if not folder.is_dir():
+            return []
+        return [p.name for p in folder.iterdir() if (p / ARCHIVE).is_file()]
+
+    def fetch(self, bot: str, version: str, target: Path) -> str:
+        source = self.root / bot / version / ARCHIVE
+        stat = source.stat()
+        shutil.copyfile(source, target)
+        return f"{stat.st_size}-{stat.st_mtime_ns}"
+
+    def publish(self, bot: str, version: str, archive: Path) -> str:
+        target = self.root / bot / version / ARCHIVE
+        if target.exists():
+            raise FileExistsError(f"{bot} model version {version} exists already in {self.location}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".partial")
+        shutil.copyfile(archive, partial)
+        partial.replace(target)
+        return str(target)
+
+
+class S3ModelStore:
+    """models under s3://bucket/prefix/<bot>/<version>/model.tar.gz."""
+
+    def __init__(self, uri: str, client: Any | None = None, endpoint_url: str | None = None) -> None:
+        from spotbot.adapters.s3_assets import parse_s3_uri, s3_client
+
+        self.bucket, prefix = parse_s3_uri(uri)
+        self.prefix = prefix.rstrip("/") + "/" if prefix else ""
+        self.location = uri
+        self.client = client or s3_client(endpoint_url)
+
+    def versions(self, bot: str) -> list[str]:
+        found = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}{bot}/"):
+            for item in page.get("Contents", []):
+                rest = item["Key"][len(f"{self.prefix}{bot}/") :]
+                version, _, name = rest.partition("/")
+                if name == ARCHIVE:
+                    found.append(version)
+        return found
+
+    def fetch(self, bot: str, version: str, target: Path) -> str:
+        key = f"{self.prefix}{bot}/{version}/{ARCHIVE}"
+        response = self.client.get_object(Bucket=self.bucket, Key=key)
+        with open(target, "wb") as file:
+            shutil.copyfileobj(response["Body"], file)
+        return response["ETag"].strip('"')
+
+    def publish(self, bot: str, version: str, archive: Path) -> str:
+        key = f"{self.prefix}{bot}/{version}/{ARCHIVE}"
+        self.client.upload_file(str(archive), self.bucket, key)
+        return f"s3://{self.bucket}/{key}"
+
+
+class PackagedModelStore(LocalModelStore):
+    """Versions that ship inside the package (bots/models): always there, lowest priority, read-only."""
+
+    def __init__(self) -> None:
+        import bots
+
+        super().__init__(Path(bots.__file__).resolve().parent / "models")
+        self.location = "packaged"
+
+    def publish(self, bot: str, version: str, archive: Path) -> str:
+        raise PermissionError("the packaged model store is read-only")
