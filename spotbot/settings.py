@@ -27,6 +27,17 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(default=None, description="Custom S3 endpoint (MinIO, moto)")
     models: str = Field(default="~/.spotbot/models", description="Model store: a folder or s3://bucket/prefix")
 
+    # The cloud path: set by the stack on every Lambda and Batch job (AWS_ENDPOINT_URL points boto3 at moto in tests)
+    region: str | None = Field(default=None, description="AWS region; default: boto3's")
+    opensearch_endpoint: str | None = Field(default=None, description="OpenSearch domain endpoint (https://...)")
+    opensearch_prefix: str = Field(default="spotbot", description="Prefix of the OpenSearch index names")
+    opensearch_sigv4: bool = Field(default=True, description="Sign OpenSearch requests with SigV4 (off for local tests)")
+    work_bucket: str | None = Field(default=None, description="Bucket for shard manifests and job state")
+    state_machine_arn: str | None = Field(default=None, description="The tag-assets state machine")
+    batch_job_queue: str | None = Field(default=None, description="AWS Batch job queue of the Spot workers")
+    scan_time_budget_seconds: float = Field(default=600.0, gt=0, description="Scanner stops and hands on a token after this")
+    scan_parallelism: int = Field(default=16, ge=1, description="Concurrent ListObjectsV2 calls in the scanner")
+
     @property
     def index_path(self) -> Path:
         return self.home.expanduser() / "index.sqlite3"
