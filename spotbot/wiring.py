@@ -44,6 +44,21 @@ def open_model_registry(settings: Settings, models: str | None = None) -> tuple[
     return ModelRegistry([store, PackagedModelStore()], settings.model_cache_dir), store
 
 
+def open_cloud_index(settings: Settings):  # -> OpenSearchTagIndex
+    """The OpenSearch tag index the Lambdas and Batch workers share."""
+    from spotbot.adapters.opensearch_index import OpenSearchTagIndex
+
+    if not settings.opensearch_endpoint:
+        raise ValueError("SPOTBOT_OPENSEARCH_ENDPOINT is not set")
+    index = OpenSearchTagIndex.connect(
+        settings.opensearch_endpoint,
+        settings.region,
+        sigv4=settings.opensearch_sigv4,
+        prefix=settings.opensearch_prefix,
+    )
+    return index
+
+
 def normalize_source(source: str) -> str:
     """The canonical form a job records its source in."""
     return source if source.startswith("s3://") else LocalAssetStore(source).source
