@@ -11,7 +11,8 @@ SageMaker contract:
   and ignored. The bot then comes from SPOTBOT_BOT when --bot is not given.
 - The port is --port, else SAGEMAKER_BIND_TO_PORT, else 8080.
 - The model dir is --model-dir, else /opt/ml/model when it exists and is not empty (where SageMaker
-  unpacks ModelDataUrl), else None: the bot's packaged default model. Bots that take no model dir
+  unpacks ModelDataUrl), else the current version in the model store (SPOTBOT_MODELS, then the
+  packaged versions), else the bot's own default. Bots that take no model dir
   (scene-text) must then be deployed without model data.
 - SAGEMAKER_MODEL_SERVER_WORKERS is ignored: one process serves, with a thread per connection;
   decoding runs in parallel, model calls are serialised by a lock (the bot uses --threads
@@ -50,6 +51,7 @@ from spotbot.bot import Bot, UnknownBotError, resolve_bot
 from spotbot.decoding import AssetError, DecodeLimits, decode_asset, decode_text
 from spotbot.domain import Tag
 from spotbot.settings import Settings
+from spotbot.wiring import open_model_registry
 from spotbot.worker import limits_from
 
 SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
@@ -301,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     bot = bot_class()
     try:
+        if model_dir is None:  # the same version a local job or an in-container worker would take
+            current = open_model_registry(Settings())[0].current(bot_class.name)
+            model_dir = current.path if current else None
         bot.load(model_dir, threads=args.threads)
     except Exception as error:  # noqa: BLE001 - say why and exit: SageMaker marks the endpoint failed
         log.error(json.dumps({"event": "error", "error": f"cannot load bot {args.bot}: {type(error).__name__}: {error}"}))

@@ -63,6 +63,10 @@ class TagIndex(Protocol):
     def close(self) -> None: ...
 
 
+class RuntimeUnavailableError(RuntimeError):
+    """The runtime as a whole cannot answer (endpoint down, throttled past retries): stop the shard, don't fail assets."""
+
+
 class BotRuntime(Protocol):
     """Where the model runs: in this process, or behind a SageMaker endpoint."""
 
@@ -115,6 +119,7 @@ class ShardResult:
     done: int
     failed: int
     model_version: str | None = None
+    stopped: bool = False  # cut short by should_stop: running the shard again tags the rest
 
 
 class JobRunner(Protocol):

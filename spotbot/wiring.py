@@ -18,9 +18,11 @@ def open_asset_store(source: str, settings: Settings) -> AssetStore:
     return LocalAssetStore(source)
 
 
-def open_output_store(output: str) -> OutputStore:
+def open_output_store(output: str, settings: Settings | None = None) -> OutputStore:
     if output.startswith("s3://"):
-        raise ValueError("local jobs write JSON Lines to a local folder; S3 output comes with the cloud path")
+        from spotbot.adapters.s3_output import S3OutputStore
+
+        return S3OutputStore(output)
     return LocalOutputStore(output)
 
 

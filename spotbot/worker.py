@@ -15,7 +15,17 @@ from typing import Any
 
 from spotbot.decoding import AssetError, DecodeLimits, decode_asset
 from spotbot.domain import AssetRef, Tag, TagRecord, Task, TaskStatus, tag_record_to_json
-from spotbot.ports import AssetStore, BotRuntime, OutputStore, PartFile, ShardResult, ShardWork, TagIndex, TaskOutcome
+from spotbot.ports import (
+    AssetStore,
+    BotRuntime,
+    OutputStore,
+    PartFile,
+    RuntimeUnavailableError,
+    ShardResult,
+    ShardWork,
+    TagIndex,
+    TaskOutcome,
+)
 from spotbot.settings import Settings
 
 
@@ -94,10 +104,14 @@ def tag_shard(
         asset = AssetRef(uri=task.asset, etag=task.etag, size=0)
         return decode_asset(store.read(asset, limits.max_asset_bytes), runtime.input_kind, limits)  # type: ignore[arg-type]
 
+    stopped = False
     try:
         with ThreadPoolExecutor(max_workers=settings.read_concurrency, thread_name_prefix="read") as pool:
             batch: list[tuple[Task, Any]] = []
             for task, decoded in _read_ahead(tasks, pool, read_and_decode, window=settings.read_concurrency * 2):
+                if should_stop():  # checked per asset, so a run of bad assets cannot outlast a stop notice
+                    stopped = True
+                    break
                 try:
                     batch.append((task, decoded.result()))
                 except AssetError as error:
@@ -105,16 +119,13 @@ def tag_shard(
                 if len(batch) >= batch_size:
                     _predict_batch(batch, runtime, writer, work.job_id)
                     batch = []
-                    if should_stop():
-                        break
-            else:
-                if batch:
-                    _predict_batch(batch, runtime, writer, work.job_id)
+            if batch:  # at most one micro-batch, decoded already: tagging it beats redoing it
+                _predict_batch(batch, runtime, writer, work.job_id)
             pool.shutdown(cancel_futures=True)
     finally:
         writer.flush()
         part.close()
-    return ShardResult(shard=work.shard, done=writer.done, failed=writer.failed)
+    return ShardResult(shard=work.shard, done=writer.done, failed=writer.failed, stopped=stopped)
 
 
 def _read_ahead(
@@ -145,6 +156,8 @@ def _predict_batch(batch: list[tuple[Task, Any]], runtime: BotRuntime, writer: _
             )
             for (task, decoded), tags in zip(batch, results, strict=True)
         ]
+    except RuntimeUnavailableError:
+        raise  # the endpoint is down, not the asset bad: the shard stops, and its retry tags these
     except Exception as error:  # noqa: BLE001 - a bot error fails the asset that caused it, not the shard
         if len(batch) > 1:  # find the asset the bot cannot take: the rest still gets tagged
             for item in batch:

@@ -36,6 +36,7 @@ from spotbot.decoding import DecodeLimits, decode_image, decode_text
 from spotbot.domain import Job, TaskStatus
 from spotbot.ports import ShardWork
 from spotbot.settings import Settings
+from spotbot.wiring import open_model_registry
 from spotbot.worker import tag_shard
 from tests.conftest import REPO, SAMPLES, read_parts
 
@@ -289,13 +290,14 @@ def test_image_requests_binary_and_base64(scene_text_server):
 
 def test_sentiment_through_the_endpoint_matches_in_process(sentiment_server):
     runtime = SageMakerRuntime("spotbot-sentiment", "sentiment", client=sm_client(sentiment_server.url))
-    local = InProcessRuntime.load("sentiment")
+    current = open_model_registry(Settings())[0].current("sentiment")  # what the server loaded too
+    local = InProcessRuntime.load("sentiment", current.path)
     assert (runtime.bot_name, runtime.input_kind, runtime.batch_size) == ("sentiment", "text", 32)
     texts = [decode_text((SAMPLES / "reviews" / name).read_bytes(), LIMITS) for name in ("review-01.txt", "review-02.txt")]
     remote = runtime.predict(texts)
     assert remote == local.predict(texts)
     assert [tags[0].label for tags in remote] == ["positive", "negative"]
-    assert runtime.model_version == local.model_version == "snownlp-0.12.3"
+    assert runtime.model_version == local.model_version == "v1"
     assert runtime.predict([]) == []
 
 

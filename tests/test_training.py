@@ -204,3 +204,31 @@ def test_trained_head_matches_scikit_learn():
             reference.fit(x_train, y_train)
             np.testing.assert_allclose(head.predict_proba(x), reference.predict_proba(x), atol=1e-4)
             assert isinstance(head, Head)
+
+
+def test_sagemaker_launch_settings_and_publish(tmp_path: Path, monkeypatch):
+    """What training/launch.py asks SageMaker for, and the copy that makes the registry see the result."""
+    import boto3
+    from moto import mock_aws
+
+    from training.launch import LaunchRequest, publish_artifact, training_job_settings
+
+    request = LaunchRequest(bot="car-model", data="s3://bkt/labelled/", models="s3://bkt/models/", image_uri="img",
+                            role="arn:aws:iam::123456789012:role/r", base_model="s3://bkt/models/car-model/v0/model.tar.gz")
+    job = training_job_settings(request, "v5")
+    assert job["enable_managed_spot_training"] and job["max_wait_time_in_seconds"] >= job["max_runtime_in_seconds"]
+    assert job["checkpoint_s3_uri"] == "s3://bkt/models/_checkpoints/car-model/v5"
+    assert job["channels"] == {"train": "s3://bkt/labelled/", "model": "s3://bkt/models/car-model/v0/model.tar.gz"}
+    assert job["hyperparameters"] == {"bot": "car-model", "version": "v5"}
+    assert job["publish_to"] == "s3://bkt/models/car-model/v5/model.tar.gz"
+    with pytest.raises(ValueError, match="must be s3://"):
+        training_job_settings(LaunchRequest(bot="sentiment", data="/local", models="s3://bkt/m", image_uri="i", role="r"), "v")
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="bkt")
+        s3.put_object(Bucket="bkt", Key="models/_training-output/car-model/job-1/output/model.tar.gz", Body=b"archive")
+        publish_artifact("s3://bkt/models/_training-output/car-model/job-1/output/model.tar.gz", job["publish_to"], s3)
+        assert s3.get_object(Bucket="bkt", Key="models/car-model/v5/model.tar.gz")["Body"].read() == b"archive"

@@ -34,14 +34,14 @@ class LocalPartFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(".jsonl.tmp")
         with open(partial, "w", encoding="utf-8") as file:
-            file.writelines(_line(record) for record in records)
+            file.writelines(encode_line(record) for record in records)
         os.replace(partial, self.path)
 
     def append(self, records: list[dict[str, Any]]) -> None:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "a", encoding="utf-8")
-        self._file.write("".join(_line(record) for record in records))
+        self._file.write("".join(encode_line(record) for record in records))
         self._file.flush()  # in the page cache before the index says DONE, so a kill -9 loses nothing
 
     def close(self) -> None:
@@ -50,7 +50,8 @@ class LocalPartFile:
             self._file = None
 
 
-def _line(record: dict[str, Any]) -> str:
+def encode_line(record: dict[str, Any]) -> str:
+    """One JSON Lines record, as every output store writes it."""
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+from dataclasses import replace
 import multiprocessing
 import os
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from spotbot.adapters.in_process import InProcessRuntime
-from spotbot.ports import RunOutcome, ShardResult, ShardWork
+from spotbot.ports import RunOutcome, ShardResult, ShardWork  # noqa: F401
 from spotbot.settings import Settings
 from spotbot.worker import tag_shard
 from spotbot.wiring import open_asset_store, open_local_index, open_output_store
@@ -116,4 +117,4 @@ def _run_shard(work: ShardWork) -> ShardResult:
         settings=settings,
         should_stop=_parent_gone,
     )
-    return ShardResult(shard=result.shard, done=result.done, failed=result.failed, model_version=runtime.model_version)
+    return replace(result, model_version=runtime.model_version)

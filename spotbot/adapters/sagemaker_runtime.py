@@ -39,6 +39,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedErro
 from spotbot import wire
 from spotbot.bot import resolve_bot
 from spotbot.domain import Tag
+from spotbot.ports import RuntimeUnavailableError
 
 SAGEMAKER_MAX_PAYLOAD = 6_000_000  # bytes: SageMaker real-time InvokeEndpoint request limit
 RETRYABLE_CODES = frozenset(
@@ -59,7 +60,7 @@ class BotInvocationError(RuntimeError):
     """The endpoint could not tag one or more instances of a batch; the message names why."""
 
 
-class EndpointError(RuntimeError):
+class EndpointError(RuntimeUnavailableError):
     """The endpoint call failed as a whole (not found, throttled past max_attempts, bad response)."""
 
 
