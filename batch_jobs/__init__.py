@@ -1,0 +1,1 @@
+"""The Spot worker: one child of the AWS Batch array job tags one shard (`python -m batch_jobs.worker`)."""
