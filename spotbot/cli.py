@@ -48,6 +48,7 @@ HomeOption = Annotated[
     Optional[Path], typer.Option("--home", help="Local state folder (index, locks); default $SPOTBOT_HOME or ~/.spotbot")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables")]
+ApiOption = Annotated[Optional[str], typer.Option("--api", help="Ask the job API at this URL (SigV4-signed) instead of the local index")]
 ModelsOption = Annotated[
     Optional[str], typer.Option("--models", help="Model store, a folder or s3://bucket/prefix; default $SPOTBOT_MODELS or ~/.spotbot/models")
 ]
@@ -291,10 +292,15 @@ def jobs(
 def status(
     job_id: Annotated[str, typer.Argument(help="The job id (see `spotbot jobs`)")],
     failed_limit: Annotated[int, typer.Option("--failed", help="How many failed assets to list")] = 50,
+    api: ApiOption = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
-    """A job's status and counts, and its failed assets with their errors."""
+    """A job's status and counts, and its failed assets with their errors (with --api: a cloud job's)."""
+    if api:
+        from spotbot.cli_cloud import status_remote
+
+        return status_remote(job_id, api=api, as_json=as_json)
     from spotbot.service import job_status
     from spotbot.wiring import open_local_index
 
@@ -339,10 +345,15 @@ def search(
     label: Annotated[Optional[str], typer.Option("--label", help="Only assets with this label, e.g. positive")] = None,
     job: Annotated[Optional[str], typer.Option("--job", help="Only this job's tags")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most hits to show")] = 20,
+    api: ApiOption = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
-    """Search the tag index: full text (Chinese included) with filters on bot, label and job."""
+    """Search the tag index: full text (Chinese included) with filters on bot, label and job (with --api: the cloud's)."""
+    if api:
+        from spotbot.cli_cloud import search_remote
+
+        return search_remote(query, bot=bot, label=label, job=job, limit=limit, api=api, as_json=as_json)
     from spotbot.ports import SearchQuery
     from spotbot.wiring import open_local_index
 
@@ -531,6 +542,16 @@ def train(
     table.add_row("approved", "yes: the next job uses it" if result.approved else "[red]no[/]: below its threshold")
     table.add_row("published", result.location)
     out.print(table)
+
+
+def _register_cloud_commands() -> None:
+    from spotbot.cli_cloud import app as cloud_app, submit as cloud_submit
+
+    app.add_typer(cloud_app, name="cloud", help="The deployed system: submit and watch jobs through the API (--api URL).")
+    app.command("submit", help="Start a cloud job through the API: spotbot submit s3://bucket/prefix --bot B --api URL")(cloud_submit)
+
+
+_register_cloud_commands()
 
 
 def main() -> None:  # pragma: no cover - console entry

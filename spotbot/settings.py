@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     work_bucket: str | None = Field(default=None, description="Bucket for shard manifests and job state")
     state_machine_arn: str | None = Field(default=None, description="The tag-assets state machine")
     batch_job_queue: str | None = Field(default=None, description="AWS Batch job queue of the Spot workers")
+    default_output: str | None = Field(
+        default=None, description="Output prefix of cloud jobs that name none; default s3://<work bucket>/output"
+    )
+    default_workers: int = Field(default=16, ge=1, le=1000, description="Concurrent Spot workers of cloud jobs that name none")
     scan_time_budget_seconds: float = Field(default=600.0, gt=0, description="Scanner stops and hands on a token after this")
     scan_parallelism: int = Field(default=16, ge=1, description="Concurrent ListObjectsV2 calls in the scanner")
 

@@ -1,0 +1,1 @@
+"""Thin Lambda handlers: each parses its input, calls spotbot, and formats the output."""

@@ -1,0 +1,1 @@
+"""The REST API: POST /jobs and the read side, behind API Gateway."""
