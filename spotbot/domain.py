@@ -116,6 +116,8 @@ class Job(BaseModel):
     finished_at: datetime | None = None
     execution_arn: str | None = None
     model_version: str | None = None
+    endpoint_name: str | None = None  # the SageMaker endpoint the job's bot runs behind, if any
+    error: str | None = None  # why a FAILED job failed
 
 
 def task_id(job_id: str, asset: str) -> str:

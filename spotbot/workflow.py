@@ -21,6 +21,10 @@ LAMBDA_RETRY = [
         "JitterStrategy": "FULL",
     }
 ]
+ENDPOINT_RETRY = LAMBDA_RETRY + [
+    # an endpoint being created, updated or deleted by another job: wait for it (creation takes minutes)
+    {"ErrorEquals": ["EndpointBusyError"], "IntervalSeconds": 30, "MaxAttempts": 40, "BackoffRate": 1.0},
+]
 # The worker's environment: what `python -m batch_jobs.worker` reads, taken from the job and the prepared steps
 WORKER_ENVIRONMENT = [
     {"Name": "SPOTBOT_JOB_ID", "Value.$": "$.job_id"},
@@ -33,14 +37,14 @@ WORKER_ENVIRONMENT = [
 
 
 def _invoke(function: str, payload: dict[str, Any], selector: dict[str, str], result_path: str, next_state: str | None,
-            catch: bool = True) -> dict[str, Any]:
+            catch: bool = True, retry: list[dict[str, Any]] = LAMBDA_RETRY) -> dict[str, Any]:
     state: dict[str, Any] = {
         "Type": "Task",
         "Resource": "arn:aws:states:::lambda:invoke",
         "Parameters": {"FunctionName": function, "Payload": payload},
         "ResultSelector": selector,
         "ResultPath": result_path,
-        "Retry": LAMBDA_RETRY,
+        "Retry": retry,
     }
     if catch:
         state["Catch"] = CATCH_ALL
@@ -104,7 +108,7 @@ def tag_assets_definition(
             "Start the bot endpoint": _invoke(
                 endpoint,
                 {"action": "ensure", "job_id.$": "$.job_id", "bot.$": "$.bot", "model_version.$": "$.model_version"},
-                endpoint_selector, "$.endpoint", "Does the bot need an endpoint?", catch=False,
+                endpoint_selector, "$.endpoint", "Does the bot need an endpoint?", catch=False, retry=ENDPOINT_RETRY,
             ),
             "Does the bot need an endpoint?": {
                 "Type": "Choice",
@@ -170,6 +174,7 @@ def tag_assets_definition(
                 "$.released",
                 None,
                 catch=False,  # the job is finalized already; a failed release fails the execution visibly
+                retry=ENDPOINT_RETRY,
             ),
             # The failure path: every Catch lands here with the error in $.error
             "Release the bot endpoint after a failure": {
@@ -180,6 +185,7 @@ def tag_assets_definition(
                     "$.released",
                     "Record the failure",
                     catch=False,
+                    retry=ENDPOINT_RETRY,
                 ),
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.release_error", "Next": "Record the failure"}],
             },

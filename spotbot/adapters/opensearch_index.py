@@ -120,6 +120,7 @@ JOB_MAPPINGS: dict[str, Any] = {
         "created_at": {"type": "date"},
         "finished_at": {"type": "date"},
         "execution_arn": {"type": "keyword"},
+        "endpoint_name": {"type": "keyword"},
         "model_version": {"type": "keyword"},
     },
 }
@@ -702,6 +703,46 @@ class OpenSearchTagIndex:
             return False
         self._wrote(self.bots_index)
         return True
+
+    # tasks whose shards the caller plans (the cloud scanner, a batch at a time)
+
+    def max_shard(self, job_id: str, *, consistent: bool = True) -> int | None:
+        """The highest shard number among the job's tasks; None when it has none. One aggregation."""
+        self._before_search(self.tasks_index, consistent)
+        response = self.client.search(
+            index=self.tasks_index,
+            body={
+                "size": 0,
+                "track_total_hits": False,
+                "query": {"term": {"job_id": job_id}},
+                "aggs": {"max_shard": {"max": {"field": "shard"}}},
+            },
+        )
+        value = response["aggregations"]["max_shard"]["value"]
+        return None if value is None else int(value)
+
+    def tasks_by_asset(self, job_id: str, assets: Iterable[str]) -> dict[str, Task]:
+        """The job's existing tasks for these assets, by asset: a real-time multi-get, no refresh needed."""
+        ids = {task_id(job_id, asset): asset for asset in assets}
+        return {ids[doc["_id"]]: Task.model_validate(doc["_source"]) for doc in self._mget(self.tasks_index, list(ids))}
+
+    def add_tasks(self, job_id: str, planned: Iterable[tuple[int, AssetRef]]) -> int:
+        """Writes a PENDING task per (shard, asset) as planned, replacing the asset's task if any; returns how many.
+
+        Unlike add_assets it reads nothing and does not refresh: its cost is that of the new tasks alone.
+        """
+        now = utc_now()
+        written = 0
+
+        def docs() -> Iterator[tuple[str, str, dict[str, Any]]]:
+            nonlocal written
+            for shard, asset in planned:
+                task = Task(job_id=job_id, asset=asset.uri, etag=asset.etag, shard=shard, updated_at=now)
+                written += 1
+                yield self.tasks_index, task.id, task.model_dump(mode="json")
+
+        self._write_all(docs())
+        return written
 
 
 def _task_query(job_id: str, statuses: tuple[TaskStatus, ...], *more: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""The "Finalize" step: a job's counts, final status and summary."""

@@ -1,0 +1,109 @@
+"""Finalizing a cloud job (the "Finalize" step): its counts from the index, its final status, its summary.
+
+The status is the one the task counts give (domain.final_status), FAILED when the state machine
+caught an error (whose text the job keeps), and CANCELLED stays CANCELLED. The summary `_job.json`
+goes beside the output (`<output>/<job_id>/_job.json`) before the job is saved, so a job that reads
+as finished always has its summary. Finalizing again (a retried step) gives the same answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from spotbot.domain import Job, JobCounts, JobStatus, final_status, utc_now
+from spotbot.ports import OutputStore
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 4000  # of the caught error's text kept on the job
+
+
+class JobNotFoundError(LookupError):
+    """The job to finalize is not in the index."""
+
+
+class CaughtError(BaseModel):
+    """An error as a Step Functions Catch passes it on (ResultPath of the Catch)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    Error: str = "States.Unknown"
+    Cause: str | None = None
+
+    def text(self) -> str:
+        """`<Error>: <message>`; a Lambda's JSON cause gives its errorMessage, anything else is kept as it is."""
+        cause = self.Cause or ""
+        try:
+            parsed = json.loads(cause)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("errorMessage"), str):
+            cause = parsed["errorMessage"]
+        text = f"{self.Error}: {cause}" if cause else self.Error
+        return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
+
+class FinalizeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    job_id: str
+    output: str | None = None  # default: the job's own
+    error: CaughtError | None = None
+
+
+class FinalizeIndex(Protocol):
+    def get_job(self, job_id: str) -> Job | None: ...
+    def save_job(self, job: Job) -> None: ...
+    def counts(self, job_id: str) -> JobCounts: ...
+
+
+@dataclass(frozen=True)
+class Finalized:
+    job: Job
+    summary: str
+
+    def as_output(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job.job_id,
+            "status": self.job.status.value,
+            "counts": self.job.counts.model_dump(),
+            "summary": self.summary,
+            "error": self.job.error,
+        }
+
+
+def finalize_job(
+    index: FinalizeIndex,
+    request: FinalizeRequest,
+    open_output: Callable[[str], OutputStore],
+) -> Finalized:
+    """Counts the job's tasks, sets its final status and finished_at, writes its summary and saves it."""
+    job = index.get_job(request.job_id)
+    if job is None:
+        raise JobNotFoundError(f"no job {request.job_id!r} in the index")
+    counts = index.counts(request.job_id)
+    error = request.error.text() if request.error else None
+    if job.status == JobStatus.CANCELLED:
+        status = JobStatus.CANCELLED
+    elif error is not None:
+        status = JobStatus.FAILED
+    else:
+        status = final_status(counts)
+    keeps_finish = status == JobStatus.CANCELLED and job.finished_at is not None  # cancelled when it was cancelled
+    finished = Job.model_validate(
+        job.model_dump()
+        | {"status": status, "counts": counts, "finished_at": job.finished_at if keeps_finish else utc_now(), "error": error}
+    )
+    summary = open_output(request.output or job.output).write_summary(finished)
+    index.save_job(finished)
+    log.info(
+        "job finalized",
+        extra={"status": status.value, "counts": counts.model_dump(), "summary": summary, "error": error},
+    )
+    return Finalized(job=finished, summary=summary)
