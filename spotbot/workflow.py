@@ -129,7 +129,7 @@ def tag_assets_definition(
             "Check the endpoint": _invoke(
                 endpoint,
                 {"action": "describe", "endpoint_name.$": "$.endpoint.endpoint_name"},
-                {**endpoint_selector, "runtime": "sagemaker-endpoint"},
+                {"runtime": "sagemaker-endpoint", "endpoint_name.$": "$.Payload.endpoint_name", "status.$": "$.Payload.status"},
                 "$.endpoint",
                 "Is the endpoint in service?",
                 catch=False,
