@@ -77,6 +77,11 @@ class Conflict(ValueError):
 # configuration
 
 
+def job_definition_for(settings: Settings, bot: str) -> str:
+    """The Batch job definition a bot's workers run as: its own (a GPU one, say), else the default."""
+    return settings.job_definitions.get(bot) or settings.job_definitions.get("*", "")
+
+
 def default_output(settings: Settings) -> str | None:
     """Where a job that names no output writes: SPOTBOT_DEFAULT_OUTPUT, else the work bucket's output/."""
     if settings.default_output:
@@ -309,6 +314,7 @@ def submit_job(jobs: CloudJobs, submission: JobSubmission, idempotency_key: str 
         "workers": job.workers,
         "shard_size": submission.shard_size,
         "model_version": submission.model_version or "",  # "": each worker takes the current version
+        "job_definition": job_definition_for(jobs.settings, job.bot),
         "bot_config": bot,
     }
     try:

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     work_bucket: str | None = Field(default=None, description="Bucket for shard manifests and job state")
     state_machine_arn: str | None = Field(default=None, description="The tag-assets state machine")
     batch_job_queue: str | None = Field(default=None, description="AWS Batch job queue of the Spot workers")
+    job_definitions: dict[str, str] = Field(
+        default_factory=dict,
+        description='Batch job definition per bot, JSON: {"car-model": "arn:...", "*": "arn:..."} ("*": every other bot)',
+    )
     default_output: str | None = Field(
         default=None, description="Output prefix of cloud jobs that name none; default s3://<work bucket>/output"
     )

@@ -55,11 +55,12 @@ def _invoke(function: str, payload: dict[str, Any], selector: dict[str, str], re
     return state
 
 
-def _batch(job_queue: str, job_definition: str, array: bool) -> dict[str, Any]:
+def _batch(job_queue: str, job_definition: str | None, array: bool) -> dict[str, Any]:
     parameters: dict[str, Any] = {
         "JobName.$": "$.job_id",
         "JobQueue": job_queue,
-        "JobDefinition": job_definition,
+        # one job definition per bot: the API puts the bot's into the execution input
+        **({"JobDefinition": job_definition} if job_definition else {"JobDefinition.$": "$.job_definition"}),
         "ContainerOverrides": {"Environment": WORKER_ENVIRONMENT},
     }
     if array:  # one child per shard; Batch arrays have at least two children
@@ -75,9 +76,13 @@ def _batch(job_queue: str, job_definition: str, array: bool) -> dict[str, Any]:
 
 
 def tag_assets_definition(
-    *, scanner: str, endpoint: str, finalize: str, job_queue: str, job_definition: str, endpoint_poll_seconds: int = 30
+    *, scanner: str, endpoint: str, finalize: str, job_queue: str, job_definition: str | None = None,
+    endpoint_poll_seconds: int = 30,
 ) -> dict[str, Any]:
-    """The Amazon States Language definition, given the Lambda ARNs and the Batch queue and job definition."""
+    """The Amazon States Language definition, given the Lambda ARNs and the Batch queue.
+
+    With no job_definition, each execution names its own in $.job_definition (one per bot).
+    """
     scan_branch = {
         "StartAt": "Begin the listing",
         "States": {

@@ -31,6 +31,8 @@ from osmem_server import OsmemServer
 from typer.testing import CliRunner
 
 from lambdas.api.handler import app, cloud_jobs, handler
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+
 from lambdas.api.handler import logger as api_logger
 from spotbot.api_client import ApiClient, ApiError
 from spotbot.cli_cloud import app as cloud_app
@@ -233,6 +235,8 @@ def fields(answer: dict[str, Any]) -> list[str]:
 
 
 def test_a_job_is_recorded_and_started_as_one_execution(cloud, capsys, monkeypatch):
+    # one Lambda loads one handler; in this test process others may have taken over spotbot's loggers
+    copy_config_to_registered_loggers(source_logger=api_logger, include={"spotbot"})
     logs = io.StringIO()
     monkeypatch.setattr(api_logger.registered_handler, "stream", logs)
     status, answer = call("POST", "/jobs", body={"source": "s3://assets/photos/", "bot": "scene-text", "workers": 4})

@@ -84,14 +84,15 @@ class Cloud:
         )["jobDefinitionArn"]
         self.definition = tag_assets_definition(
             scanner=arns["spotbot-scanner"], endpoint=arns["spotbot-endpoint"], finalize=arns["spotbot-finalize"],
-            job_queue=queue, job_definition=definition, endpoint_poll_seconds=poll_seconds,
+            job_queue=queue, endpoint_poll_seconds=poll_seconds,
         )
+        self.job_definitions = json.dumps({"*": definition})
         self.state_machine = self.sfn.create_state_machine(
             name="tag-assets", definition=json.dumps(self.definition), roleArn=role)["stateMachineArn"]
 
     def api_env(self) -> dict[str, str]:
         return {**self.settings_env, "SPOTBOT_STATE_MACHINE_ARN": self.state_machine, "SPOTBOT_BATCH_JOB_QUEUE": "spotbot",
-                "SPOTBOT_DEFAULT_OUTPUT": "s3://spotbot-output/tags", "POWERTOOLS_TRACE_DISABLED": "true",
+                "SPOTBOT_DEFAULT_OUTPUT": "s3://spotbot-output/tags", "SPOTBOT_JOB_DEFINITIONS": self.job_definitions, "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_NAMESPACE": "SpotTaggingBot"}
 
     def put(self, key: str, body: bytes) -> None:
@@ -153,6 +154,9 @@ def cloud(tmp_path_factory):
         yield deployed
     finally:
         moto_bridges.uninstall(undo)
+        requests.post(f"{endpoint}/moto-api/config", json={  # moto's config is process-wide: put the defaults back
+            "batch": {"use_docker": True}, "lambda": {"use_docker": True}, "stepfunctions": {"execute_state_machine": False},
+        }, timeout=10)
         server.stop()
         search.close()
         os.environ.clear()
