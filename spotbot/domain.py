@@ -90,6 +90,17 @@ class TagRecord(BaseModel):
             parts.append(self.text)
         return "\n".join(parts)
 
+    def snippet(self, terms: list[str], width: int = 60) -> str:
+        """The text a search hit shows: around the first term found in the found text and the asset's text."""
+        found_text = [str(v) for t in self.tags for v in (t.model_extra or {}).values() if isinstance(v, str)]
+        body = (" ".join(found_text + [self.text or ""]).strip() or self.searchable_text()).replace("\n", " ")
+        for term in terms:
+            at = body.lower().find(term.lower())
+            if at >= 0:
+                start = max(0, at - width // 2)
+                return ("…" if start else "") + body[start : start + width] + ("…" if start + width < len(body) else "")
+        return body[:width] + ("…" if len(body) > width else "")
+
 
 class JobCounts(BaseModel):
     total: int = 0

@@ -31,7 +31,6 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spotbot.bot import BUILTIN_BOTS, describe_bot
 from spotbot.domain import JOB_ID_PATTERN, Job, JobCounts, JobStatus, new_job_id, utc_now, validate_job_id

@@ -70,3 +70,13 @@ def car_models(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("car-models")
     build_car_model_baseline(LocalModelStore(root))
     return root
+
+
+@pytest.fixture(scope="session")
+def osmem_server():
+    """Overrides the osmem plugin's fixture: the same OpenSearch-compatible server, without Japanese analysis."""
+    from osmem_server import OsmemServer
+
+    server = OsmemServer.start(japanese=False)
+    yield server
+    server.close()

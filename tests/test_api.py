@@ -27,7 +27,6 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.batch.models import batch_backends
-from osmem_server import OsmemServer
 from typer.testing import CliRunner
 
 from lambdas.api.handler import app, cloud_jobs, handler
@@ -50,13 +49,6 @@ ACCOUNT = "123456789012"  # moto's
 QUEUE = "spot-workers"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/my-detector:1.0"
 
-
-@pytest.fixture(scope="session")
-def osmem_server():
-    """The osmem plugin's server, without Japanese analysis (as in test_opensearch_index)."""
-    server = OsmemServer.start(japanese=False)
-    yield server
-    server.close()
 
 
 @dataclass

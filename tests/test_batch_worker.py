@@ -22,7 +22,6 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
-from osmem_server import OsmemServer
 
 from spotbot.adapters.local_output import LocalOutputStore
 from spotbot.adapters.opensearch_index import OpenSearchTagIndex
@@ -37,13 +36,6 @@ SLOW = "tests.support_bots:SlowLengthBot"  # 20 ms per text in predict
 POSITIVE = "这家店的菜很好吃，服务也很周到，下次还来。"
 NEGATIVE = "太难吃了，服务态度很差，再也不会来了。"
 
-
-@pytest.fixture(scope="session")
-def osmem_server():
-    """Overrides the osmem plugin's fixture: the same server, without Japanese analysis."""
-    server = OsmemServer.start(japanese=False)
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")

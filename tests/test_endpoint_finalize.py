@@ -18,7 +18,6 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
-from osmem_server import OsmemServer
 
 from lambdas.endpoint.handler import handler as endpoint_handler
 from lambdas.finalize.handler import handler as finalize_handler
@@ -37,13 +36,6 @@ SERVING_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/spotbot-serve:late
 OUTPUT = "s3://results/tags"
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
-
-@pytest.fixture(scope="session")
-def osmem_server():
-    """Overrides the osmem plugin's fixture: the same server, without Japanese analysis."""
-    server = OsmemServer.start(japanese=False)
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from opensearchpy import Transport
 from opensearchpy.exceptions import TransportError
-from osmem_server import OsmemServer
 
 from spotbot.adapters.opensearch_index import MAX_BULK_BYTES, BulkError, BulkWriter, OpenSearchTagIndex
 from spotbot.domain import Job, Tag, TaskStatus, task_id
@@ -27,13 +26,6 @@ from tests.index_contract import *  # noqa: F403 -- the shared contract tests ru
 from tests.index_contract import T0, record, refs
 from tests.index_contract import test_search_words_match_as_whole_substrings as _whole_substrings
 
-
-@pytest.fixture(scope="session")
-def osmem_server():
-    """Overrides the osmem plugin's fixture: the same server, without Japanese analysis."""
-    server = OsmemServer.start(japanese=False)
-    yield server
-    server.close()
 
 
 class RecordingTransport(Transport):

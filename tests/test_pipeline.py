@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -13,7 +11,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from spotbot.adapters.sqlite_index import SQLiteTagIndex

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLES, read_parts, run_spotbot
+from tests.conftest import SAMPLES, run_spotbot
 from tests.test_pipeline import assert_outputs_agree
 
 

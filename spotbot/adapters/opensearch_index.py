@@ -785,13 +785,4 @@ def _tag_doc(record: TagRecord) -> dict[str, Any]:
 
 
 def _snippet(record: TagRecord, terms: list[str], width: int = 60) -> str:
-    """The same snippet as the SQLite index: text around the first term found."""
-    found_text = [str(v) for t in record.tags for v in (t.model_extra or {}).values() if isinstance(v, str)]
-    body = " ".join(found_text + [record.text or ""]).strip() or record.searchable_text()
-    body = body.replace("\n", " ")
-    for term in terms:
-        at = body.lower().find(term.lower())
-        if at >= 0:
-            start = max(0, at - width // 2)
-            return ("…" if start else "") + body[start : start + width] + ("…" if start + width < len(body) else "")
-    return body[:width] + ("…" if len(body) > width else "")
+    return record.snippet(terms, width)

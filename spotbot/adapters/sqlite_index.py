@@ -229,6 +229,39 @@ class SQLiteTagIndex:
         params.append(query.limit)
         return [SearchHit(record=_tag_record(row), snippet=_snippet(row, terms)) for row in self.db.execute(sql, params)]
 
+    # tasks whose shards the caller plans (the same methods as OpenSearchTagIndex's)
+
+    def max_shard(self, job_id: str) -> int | None:
+        (last_shard,) = self.db.execute("SELECT MAX(shard) FROM tasks WHERE job_id = ?", (job_id,)).fetchone()
+        return last_shard
+
+    def tasks_by_asset(self, job_id: str, assets: Iterable[str]) -> dict[str, Task]:
+        ids = {task_id(job_id, asset): asset for asset in assets}
+        id_list = list(ids)
+        found: dict[str, Task] = {}
+        for start in range(0, len(id_list), 500):
+            chunk = id_list[start : start + 500]
+            rows = self.db.execute(
+                "SELECT job_id, asset, etag, shard, status, attempts, error, updated_at FROM tasks "
+                f"WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update((row[1], _task(row)) for row in rows)
+        return found
+
+    def add_tasks(self, job_id: str, planned: Iterable[tuple[int, AssetRef]]) -> int:
+        now = utc_now().isoformat()
+        rows = [(task_id(job_id, a.uri), job_id, a.uri, a.etag, shard, now) for shard, a in planned]
+        with self._write():
+            self.db.executemany(
+                "INSERT INTO tasks (id, job_id, asset, etag, shard, status, attempts, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, 'PENDING', 0, ?) "
+                "ON CONFLICT (id) DO UPDATE SET etag = excluded.etag, shard = excluded.shard, status = 'PENDING', "
+                "attempts = 0, error = NULL, updated_at = excluded.updated_at",
+                rows,
+            )
+        return len(rows)
+
 
 _TAG_COLUMNS = "tags.job_id, tags.bot, tags.model_version, tags.asset, tags.etag, tags.tags, tags.text, tags.created_at"
 
@@ -248,16 +281,7 @@ def _tag_record(row: tuple) -> TagRecord:
 
 
 def _snippet(row: tuple, terms: list[str], width: int = 60) -> str:
-    record = _tag_record(row)
-    found_text = [str(v) for t in record.tags for v in (t.model_extra or {}).values() if isinstance(v, str)]
-    body = " ".join(found_text + [record.text or ""]).strip() or record.searchable_text()
-    body = body.replace("\n", " ")
-    for term in terms:
-        at = body.lower().find(term.lower())
-        if at >= 0:
-            start = max(0, at - width // 2)
-            return ("…" if start else "") + body[start : start + width] + ("…" if start + width < len(body) else "")
-    return body[:width] + ("…" if len(body) > width else "")
+    return _tag_record(row).snippet(terms, width)
 
 
 def _task(row: tuple) -> Task:
