@@ -7,9 +7,12 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from spotbot.bot import InputKind
+
+if TYPE_CHECKING:  # Pillow loads on the first image decoded: the Lambdas that raise AssetError never need it
+    from PIL import Image
 
 
 class AssetError(Exception):
@@ -44,6 +47,8 @@ def check_size(size: int, limits: DecodeLimits) -> None:
 
 def decode_image(data: bytes, limits: DecodeLimits) -> Image.Image:
     """An RGB image, upright as its EXIF orientation says."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     check_size(len(data), limits)
     Image.MAX_IMAGE_PIXELS = None  # our own max_image_pixels check below replaces Pillow's global one
     try:
@@ -69,6 +74,7 @@ def decode_image(data: bytes, limits: DecodeLimits) -> Image.Image:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
+    from PIL import Image
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from spotbot.adapters.local_assets import LocalAssetStore
-from spotbot.adapters.local_output import LocalOutputStore
-from spotbot.adapters.sqlite_index import SQLiteTagIndex
+# Adapters are imported where they are chosen, so a Lambda that needs only S3 and OpenSearch
+# loads neither Pillow nor SQLite code.
 from spotbot.models import ModelRegistry, ModelStore
 from spotbot.ports import AssetStore, OutputStore
 from spotbot.settings import Settings
@@ -15,6 +14,8 @@ def open_asset_store(source: str, settings: Settings) -> AssetStore:
         from spotbot.adapters.s3_assets import S3AssetStore
 
         return S3AssetStore(source, endpoint_url=settings.s3_endpoint_url)
+    from spotbot.adapters.local_assets import LocalAssetStore
+
     return LocalAssetStore(source)
 
 
@@ -23,10 +24,14 @@ def open_output_store(output: str, settings: Settings | None = None) -> OutputSt
         from spotbot.adapters.s3_output import S3OutputStore
 
         return S3OutputStore(output)
+    from spotbot.adapters.local_output import LocalOutputStore
+
     return LocalOutputStore(output)
 
 
-def open_local_index(settings: Settings) -> SQLiteTagIndex:
+def open_local_index(settings: Settings):  # -> SQLiteTagIndex
+    from spotbot.adapters.sqlite_index import SQLiteTagIndex
+
     return SQLiteTagIndex(settings.index_path)
 
 
@@ -63,4 +68,6 @@ def open_cloud_index(settings: Settings):  # -> OpenSearchTagIndex
 
 def normalize_source(source: str) -> str:
     """The canonical form a job records its source in."""
+    from spotbot.adapters.local_assets import LocalAssetStore
+
     return source if source.startswith("s3://") else LocalAssetStore(source).source

@@ -1,0 +1,47 @@
+"""The "Scan assets" step: parse the state input, call spotbot.scanning, hand back its output.
+
+Input `{"job_id", "bot", "source", "shard_size", "workers", "continuation", "file_types"?}`; output
+`{"job_id", "done", "continuation", "assets", "shards"}`. The state machine loops on `done`, passing
+`continuation` back in, and catches ScanRequestError, SourceNotFoundError, SourceAccessDeniedError
+and TooManyShardsError by name.
+"""
+
+import functools
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+
+from spotbot.scanning import ScanRequest, listing_s3_client, scan_assets
+from spotbot.settings import Settings
+from spotbot.wiring import open_cloud_index
+
+logger = Logger(service="spotbot-scanner")
+copy_config_to_registered_loggers(source_logger=logger, include={"spotbot"})  # spotbot's lines as JSON too
+
+
+@functools.lru_cache(maxsize=4)
+def _connect(settings_json: str) -> tuple[Settings, Any, Any]:
+    """The S3 client and the index, built once per container (keyed by the settings they come from)."""
+    settings = Settings.model_validate_json(settings_json)
+    s3 = listing_s3_client(settings.s3_endpoint_url, max_pool_connections=settings.scan_parallelism + 8)
+    index = open_cloud_index(settings)
+    index.ensure_indices()  # idempotent, once per container: the scan may be the first writer of a fresh stack
+    return settings, s3, index
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request = ScanRequest.from_event(event)
+    logger.append_keys(job_id=request.job_id)
+    settings, s3, index = _connect(Settings().model_dump_json())
+    result = scan_assets(
+        request,
+        settings,
+        s3=s3,
+        index=index,
+        continuation=event.get("continuation"),
+        remaining_time_ms=getattr(context, "get_remaining_time_in_millis", None),
+        bot_registry=index,
+    )
+    logger.info("scan step done", extra=result.as_output() | {"continuation": None, "new_tasks": result.new_tasks})
+    return result.as_output()
