@@ -31,7 +31,6 @@ from typing import Annotated, Any, Literal, Protocol
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spotbot.bot import BUILTIN_BOTS, UnknownBotError
 from spotbot.domain import Job, JobStatus
@@ -53,25 +52,6 @@ NAME_PREFIX = "spotbot-"
 _DIGEST_CHARS = 10
 _MAX_NAME = 63  # SageMaker model, endpoint config and endpoint names
 _NOT_NAME_CHARS = re.compile(r"[^a-zA-Z0-9-]+")
-
-
-class EndpointSettings(BaseSettings):
-    """Endpoint settings that spotbot.settings.Settings does not hold (yet); the same SPOTBOT_* variables."""
-
-    model_config = SettingsConfigDict(env_prefix="SPOTBOT_", extra="ignore", frozen=True)
-
-    sagemaker_role_arn: str | None = Field(
-        default=None, description="IAM role SageMaker endpoints run as (pulls the image, reads the model data)"
-    )
-    builtin_bot_runtime: Literal["in-container", "sagemaker-endpoint"] = Field(
-        default=IN_CONTAINER, description="Where built-in bots run: in the Spot worker, or behind a SageMaker endpoint"
-    )
-    serving_image_uri: str | None = Field(
-        default=None, description="ECR image of bots/Dockerfile, serving built-in bots from endpoints"
-    )
-    endpoint_instance_type: str = Field(
-        default=DEFAULT_INSTANCE_TYPE, description="Endpoint instance type of bots that name none"
-    )
 
 
 class EndpointBusyError(RuntimeError):
@@ -224,7 +204,7 @@ class BotEndpoints:
         self,
         sagemaker: Any,  # boto3 "sagemaker" client
         index: EndpointJobIndex,
-        settings: EndpointSettings,
+        settings: Settings,
         builtin_model_data: ModelDataLookup | None = None,
     ) -> None:
         self.sagemaker = sagemaker
@@ -233,7 +213,7 @@ class BotEndpoints:
         self.builtin_model_data = builtin_model_data or (lambda bot, version: None)
 
     @classmethod
-    def connect(cls, settings: Settings, endpoint_settings: EndpointSettings | None = None) -> BotEndpoints:
+    def connect(cls, settings: Settings) -> BotEndpoints:
         import boto3
 
         from spotbot.wiring import open_cloud_index
@@ -242,7 +222,7 @@ class BotEndpoints:
         return cls(
             session.client("sagemaker"),
             open_cloud_index(settings),
-            endpoint_settings or EndpointSettings(),
+            settings,
             model_data_from_registry(settings),
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,14 @@ class Settings(BaseSettings):
         default=None, description="Output prefix of cloud jobs that name none; default s3://<work bucket>/output"
     )
     default_workers: int = Field(default=16, ge=1, le=1000, description="Concurrent Spot workers of cloud jobs that name none")
+    sagemaker_role_arn: str | None = Field(
+        default=None, description="IAM role SageMaker endpoints run as (pulls the image, reads the model data)"
+    )
+    builtin_bot_runtime: Literal["in-container", "sagemaker-endpoint"] = Field(
+        default="in-container", description="Where built-in bots run: in the Spot worker, or behind a SageMaker endpoint"
+    )
+    serving_image_uri: str | None = Field(default=None, description="ECR image of bots/Dockerfile, for endpoint-served bots")
+    endpoint_instance_type: str = Field(default="ml.m5.large", description="Endpoint instance type of bots that name none")
     scan_time_budget_seconds: float = Field(default=600.0, gt=0, description="Scanner stops and hands on a token after this")
     scan_parallelism: int = Field(default=16, ge=1, description="Concurrent ListObjectsV2 calls in the scanner")
 

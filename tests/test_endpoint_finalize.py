@@ -301,7 +301,7 @@ def test_release_waits_for_an_endpoint_still_settling(index, sagemaker, monkeypa
     name = ensure("job-1")["endpoint_name"]
     from lambdas.endpoint import handler as module
 
-    endpoints_ = module._connect(module.Settings().model_dump_json(), module.EndpointSettings().model_dump_json())
+    endpoints_ = module._connect(module.Settings().model_dump_json())
     real = endpoints_.sagemaker.describe_endpoint
     monkeypatch.setattr(
         endpoints_.sagemaker, "describe_endpoint", lambda **kw: real(**kw) | {"EndpointStatus": "Creating"}

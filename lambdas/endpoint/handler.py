@@ -15,7 +15,6 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from spotbot.endpoints import (
     BotEndpoints,
     DescribeEndpoint,
-    EndpointSettings,
     EnsureEndpoint,
     ReleaseEndpoint,
     parse_request,
@@ -27,17 +26,17 @@ copy_config_to_registered_loggers(source_logger=logger, include={"spotbot"})  # 
 
 
 @functools.lru_cache(maxsize=4)
-def _connect(settings_json: str, endpoint_settings_json: str) -> BotEndpoints:
+def _connect(settings_json: str) -> BotEndpoints:
     """The SageMaker client and the index, built once per container (keyed by the settings they come from)."""
     return BotEndpoints.connect(
-        Settings.model_validate_json(settings_json), EndpointSettings.model_validate_json(endpoint_settings_json)
+        Settings.model_validate_json(settings_json)
     )
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = parse_request(event)
     logger.append_keys(action=request.action, job_id=getattr(request, "job_id", None))  # describe has none
-    endpoints = _connect(Settings().model_dump_json(), EndpointSettings().model_dump_json())
+    endpoints = _connect(Settings().model_dump_json())
     match request:
         case EnsureEndpoint():
             output = endpoints.ensure(request.job_id, request.bot, request.model_version).as_output()
