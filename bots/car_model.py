@@ -26,8 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image
 
-from bots.scene_text import IMAGE_TYPES
-from spotbot.bot import TrainableBot
+from spotbot.bot import IMAGE_TYPES, TrainableBot
 from spotbot.domain import Tag
 from spotbot.heads import HEAD_FILE, Head
 

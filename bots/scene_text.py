@@ -8,10 +8,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from spotbot.bot import Bot
+from spotbot.bot import IMAGE_TYPES, Bot
 from spotbot.domain import Tag
 
-IMAGE_TYPES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 
 class SceneTextBot(Bot):

@@ -12,11 +12,35 @@ from spotbot.domain import Tag
 
 InputKind = Literal["image", "text", "bytes"]
 
-BUILTIN_BOTS: dict[str, str] = {
-    "scene-text": "bots.scene_text:SceneTextBot",
-    "sentiment": "bots.sentiment:SentimentBot",
-    "car-model": "bots.car_model:CarModelBot",
+IMAGE_TYPES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+
+@dataclass(frozen=True)
+class BuiltinBot:
+    """What the cloud side knows of a built-in bot without importing it (Lambdas carry no ML packages).
+
+    A test keeps this table equal to the bot classes.
+    """
+
+    name: str
+    spec: str
+    file_types: tuple[str, ...]
+    input_kind: str
+    description: str
+
+
+BUILTIN_CATALOGUE: dict[str, BuiltinBot] = {
+    bot.name: bot
+    for bot in (
+        BuiltinBot("scene-text", "bots.scene_text:SceneTextBot", IMAGE_TYPES, "image",
+                   "Chinese and English text lines in images: text, score, box"),
+        BuiltinBot("sentiment", "bots.sentiment:SentimentBot", (".txt",), "text",
+                   "Chinese text: positive or negative, with a score"),
+        BuiltinBot("car-model", "bots.car_model:CarModelBot", IMAGE_TYPES, "image",
+                   "vehicles in photos: a vehicle score, the body type, and make/model when the model has a trained head"),
+    )
 }
+BUILTIN_BOTS: dict[str, str] = {name: bot.spec for name, bot in BUILTIN_CATALOGUE.items()}
 
 
 class Bot(ABC):

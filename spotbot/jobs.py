@@ -32,7 +32,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from spotbot.bot import BUILTIN_BOTS, describe_bot
+from spotbot.bot import BUILTIN_BOTS, BUILTIN_CATALOGUE
 from spotbot.domain import JOB_ID_PATTERN, Job, JobCounts, JobStatus, new_job_id, utc_now, validate_job_id
 from spotbot.ports import SearchHit, SearchQuery, TagIndex
 from spotbot.settings import Settings
@@ -505,14 +505,13 @@ def decode_cursor(cursor: str) -> list[Any]:
 @functools.cache
 def _builtin_docs() -> tuple[tuple[str, dict[str, Any]], ...]:
     docs = []
-    for name in BUILTIN_BOTS:
-        info = describe_bot(name)
+    for name, info in BUILTIN_CATALOGUE.items():  # not the classes: this Lambda carries no ML packages
         doc = {
             "name": name,
             "file_types": list(info.file_types),
             "input_kind": info.input_kind,
             "runtime": "in-container",
-            "model_version": info.model_version,
+            "model_version": "current",  # each worker takes the model store's current version
             "description": info.description,
             "builtin": True,
         }

@@ -64,6 +64,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from spotbot.bot import BUILTIN_CATALOGUE
 from spotbot.domain import AssetRef, Task, validate_job_id
 from spotbot.settings import Settings
 
@@ -78,14 +79,8 @@ CLASSIFY_BATCH = 5_000  # found assets looked up in the index at once
 PROBE_KEYS = 100  # page size for the rest of a range that looks done
 TOKEN_VERSION = 1
 
-IMAGE_TYPES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
-# The built-in bots' file types, so the scanner Lambda need not import the bots (and their model
-# runtimes); tests/test_scanner.py checks this table against the bot classes.
-BUILTIN_FILE_TYPES: dict[str, tuple[str, ...]] = {
-    "scene-text": IMAGE_TYPES,
-    "car-model": IMAGE_TYPES,
-    "sentiment": (".txt",),
-}
+# The built-in bots' file types from the catalogue, so the scanner Lambda need not import the bots
+BUILTIN_FILE_TYPES: dict[str, tuple[str, ...]] = {name: bot.file_types for name, bot in BUILTIN_CATALOGUE.items()}
 
 
 # errors: the state machine catches them by name (a Lambda error's errorType is the class name)

@@ -57,3 +57,14 @@ def test_sentiment_loads_a_versioned_model_dir(tmp_path):
         SentimentBot().load(tmp_path)
     with pytest.raises(FileNotFoundError, match="has no model.json"):
         SentimentBot().load(tmp_path / "nowhere")
+
+
+def test_the_builtin_catalogue_matches_the_bot_classes():
+    """The Lambdas describe built-in bots from a table, without importing them: it must not drift."""
+    from spotbot.bot import BUILTIN_CATALOGUE
+
+    for name, entry in BUILTIN_CATALOGUE.items():
+        bot_class = resolve_bot(name)
+        assert (bot_class.name, bot_class.file_types, bot_class.input_kind, bot_class.description) == (
+            entry.name, entry.file_types, entry.input_kind, entry.description,
+        )
