@@ -3,20 +3,26 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the CDK CLI pinned in package.json (aws-cdk 2.1148.1): npx cdk synth | deploy | destroy
+NODE_STAMP := node_modules/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench synth diagram clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[test,cloud,export]"
+	$(BIN)/python -m pip install --quiet -e ".[test,cloud,export,cdk]"
 	$(BIN)/python -m pip check
 	$(BIN)/spotbot models build  # the car-model backbone, exported once to ONNX into the model store
 	touch $(STAMP)
 
-setup: $(STAMP)
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+setup: $(STAMP) $(NODE_STAMP)
 
 ## Tag the bundled samples with each built-in bot, then show the results.
-demo: setup
+demo: $(STAMP)  # no Node needed to tag locally
 	rm -rf .spotbot-demo demo-output
 	SPOTBOT_HOME=.spotbot-demo $(BIN)/spotbot tag samples --bot scene-text --out demo-output --job-id demo-scene-text
 	SPOTBOT_HOME=.spotbot-demo $(BIN)/spotbot tag samples/reviews --bot sentiment --out demo-output --job-id demo-sentiment
@@ -35,5 +41,13 @@ bench: setup
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/bots.py
 
+## Synthesize the AWS stack into cdk.out (pip-installs the Lambda layer; add SYNTH_ARGS="-c bundle_lambdas=false" offline).
+synth: setup
+	npx cdk synth --quiet $(SYNTH_ARGS)
+
+## Regenerate docs/architecture.mmd and .md from the synthesized template.
+diagram: setup
+	$(BIN)/python -m stacks.diagram
+
 clean:
-	rm -rf $(VENV) .spotbot-demo demo-output .pytest_cache
+	rm -rf $(VENV) .spotbot-demo demo-output .pytest_cache node_modules cdk.out

@@ -1,0 +1,128 @@
+"""TaggingWorkflow: the "tag-assets" state machine, exactly as spotbot.workflow.tag_assets_definition writes it.
+
+The definition is the one the moto-backed tests execute; the stack only fills in the ARNs. They go
+in as DefinitionSubstitutions (`${ScanAssetsFunction}`...), so the DefinitionString stays the JSON
+that tag_assets_definition returned, nulls included (`"ResultPath": null` keeps a Batch step's
+output out of the state; CDK's to_json_string would drop None values). With no static job
+definition, each execution names its own in `$.job_definition` (the API puts the bot's there).
+
+Logging ALL events with execution data, X-Ray tracing, and the IAM that `lambda:invoke` and
+`batch:submitJob.sync` need: invoke the three functions, SubmitJob with the stack's job definitions
+on its queue, DescribeJobs/TerminateJob, and the managed EventBridge rule Step Functions uses to
+learn that a Batch job ended.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import ArnFormat, Aws, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from spotbot.workflow import tag_assets_definition
+from stacks import nag
+from stacks.compute import SpotCompute
+
+SUBSTITUTIONS = {"scanner": "ScanAssetsFunction", "endpoint": "BotEndpointFunction", "finalize": "FinalizeFunction",
+                 "job_queue": "SpotJobQueue"}  # fmt: skip
+BATCH_EVENTS_RULE = "StepFunctionsGetEventsForBatchJobsRule"  # managed by Step Functions for .sync Batch steps
+
+
+def definition_with_placeholders() -> str:
+    """tag_assets_definition with `${...}` placeholders for the ARNs: the stack's DefinitionString."""
+    return json.dumps(tag_assets_definition(**{arg: f"${{{name}}}" for arg, name in SUBSTITUTIONS.items()}), indent=1)
+
+
+class TaggingWorkflow(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        scanner: lambda_.IFunction,
+        endpoint: lambda_.IFunction,
+        finalize: lambda_.IFunction,
+        compute: SpotCompute,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+    ) -> None:
+        super().__init__(scope, id)
+        stack = Stack.of(self)
+        # vended-logs prefix: keeps the account's CloudWatch Logs resource policy from growing per log group
+        self.log_group = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"/aws/vendedlogs/states/{stack.stack_name}-tag-assets",
+            retention=log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        arns = {"scanner": scanner.function_arn, "endpoint": endpoint.function_arn, "finalize": finalize.function_arn,
+                "job_queue": compute.job_queue.job_queue_arn}  # fmt: skip
+        self.state_machine = sfn.StateMachine(
+            self,
+            "TagAssets",
+            comment="Tag assets: scan, tag on Spot with AWS Batch, finalize, release the endpoint",
+            definition_body=sfn.DefinitionBody.from_string(definition_with_placeholders()),
+            definition_substitutions={SUBSTITUTIONS[key]: value for key, value in arns.items()},
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            tracing_enabled=True,
+        )
+        role = self.state_machine.role
+        for function in (scanner, endpoint, finalize):
+            function.grant_invoke(role)
+        compute.grant_submit(role)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["batch:TerminateJob"],  # when an execution stops or times out
+                resources=[stack.format_arn(service="batch", resource="job", resource_name="*")],
+            )
+        )
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["batch:DescribeJobs"], resources=["*"]))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[stack.format_arn(service="events", resource="rule", resource_name=BATCH_EVENTS_RULE)],
+            )
+        )
+        nag.acknowledge_wildcards(
+            role,
+            "Invoking a function's versions and aliases (`<arn>:*`) is how Lambda's grant_invoke names one function.",
+            resources=[f"{function.function_arn}:*" for function in (scanner, endpoint, finalize)],
+        )
+        nag.acknowledge_wildcards(
+            role,
+            "batch:TerminateJob on this account's Batch jobs: the job ids are made when the state machine submits them.",
+            resources=[stack.format_arn(service="batch", resource="job", resource_name="*")],
+        )
+        nag.acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "batch:DescribeJobs, X-Ray writes and CloudWatch Logs' vended-log delivery actions (logs:CreateLogDelivery, "
+            "logs:GetLogDelivery, ...) accept no resource scope; Step Functions documents them with Resource '*'.",
+        )
+
+    def grant_start_and_stop(self, role: iam.IRole) -> None:
+        """Start executions, describe and stop them (the job API: submit, status, cancel)."""
+        self.state_machine.grant_start_execution(role)
+        executions = Stack.of(self).format_arn(
+            service="states", resource="execution", resource_name=f"{self.state_machine.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )  # fmt: skip
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["states:DescribeExecution", "states:StopExecution"], resources=[executions])
+        )
+        nag.acknowledge_wildcards(
+            role,
+            "The executions of this one state machine; each is named after its job at submission.",
+            resources=[executions],
+        )
+
+    @property
+    def console_url(self) -> str:
+        return (
+            f"https://{Aws.REGION}.console.aws.amazon.com/states/home?region={Aws.REGION}"
+            f"#/statemachines/view/{self.state_machine.state_machine_arn}"
+        )
