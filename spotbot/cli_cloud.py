@@ -34,7 +34,7 @@ ApiOption = Annotated[
     typer.Option(
         "--api",
         envvar="SPOTBOT_API_URL",
-        help="The API's stage URL, e.g. https://<id>.execute-api.<region>.amazonaws.com/prod",
+        help="The API's stage URL, e.g. https://<id>.execute-api.<region>.amazonaws.com/v1",
     ),
 ]
 RegionOption = Annotated[Optional[str], typer.Option("--region", help="Region to sign for; default: from the URL, else AWS_REGION")]
