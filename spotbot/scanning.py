@@ -64,6 +64,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from spotbot.adapters.s3_assets import parse_s3_uri
 from spotbot.bot import BUILTIN_CATALOGUE
 from spotbot.domain import AssetRef, Task, validate_job_id
 from spotbot.settings import Settings
@@ -129,7 +130,7 @@ class ScanRequest(BaseModel):
     @field_validator("source")
     @classmethod
     def _source(cls, value: str) -> str:
-        bucket, _ = split_s3_uri(value)
+        bucket, _ = parse_s3_uri(value)
         return value
 
     @classmethod
@@ -139,15 +140,6 @@ class ScanRequest(BaseModel):
         except ValidationError as error:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in error.errors())
             raise ScanRequestError(f"scan input is not valid: {problems}") from None
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an S3 URI: {uri!r} (expected s3://bucket/prefix)")
-    bucket, _, key = uri[5:].partition("/")
-    if not bucket:
-        raise ValueError(f"S3 URI {uri!r} names no bucket")
-    return bucket, key
 
 
 class BotRegistry(Protocol):
@@ -631,7 +623,7 @@ def scan_assets(
     if not settings.work_bucket:
         raise ScanError("SPOTBOT_WORK_BUCKET is not set: the scanner writes shard manifests there")
     work_bucket = settings.work_bucket
-    bucket, prefix = split_s3_uri(request.source)
+    bucket, prefix = parse_s3_uri(request.source)
 
     if continuation is None:
         file_types = request.file_types or file_types_for(request.bot, bot_registry)
@@ -702,7 +694,7 @@ def _check_token(token: dict[str, Any], job_id: str) -> dict[str, Any]:
 
 def _load_work(s3: Any, token: dict[str, Any]) -> list[KeyRange]:
     if "work_at" in token:
-        bucket, key = split_s3_uri(token["work_at"])
+        bucket, key = parse_s3_uri(token["work_at"])
         items = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     else:
         items = token.get("work", [])
@@ -735,7 +727,7 @@ def list_source(
     s3: Any, source: str, file_types: tuple[str, ...], parallelism: int, deadline: float | None = None
 ) -> tuple[list[AssetRef], list[KeyRange]]:
     """Every matching asset under source, listed in parallel (for benchmarks and tools; no index, no manifests)."""
-    bucket, prefix = split_s3_uri(source)
+    bucket, prefix = parse_s3_uri(source)
     found: list[AssetRef] = []
     lister = ParallelLister(s3, bucket, file_types, parallelism)
     left = lister.run([KeyRange(prefix)], found.extend, deadline if deadline is not None else float("inf"))

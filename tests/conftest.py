@@ -80,3 +80,15 @@ def osmem_server():
     server = OsmemServer.start(japanese=False)
     yield server
     server.close()
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    """A moto server on loopback for this module: what other processes (workers, servers) can reach too."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()

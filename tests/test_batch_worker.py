@@ -21,7 +21,6 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from spotbot.adapters.local_output import LocalOutputStore
 from spotbot.adapters.opensearch_index import OpenSearchTagIndex
@@ -36,15 +35,6 @@ SLOW = "tests.support_bots:SlowLengthBot"  # 20 ms per text in predict
 POSITIVE = "这家店的菜很好吃，服务也很周到，下次还来。"
 NEGATIVE = "太难吃了，服务态度很差，再也不会来了。"
 
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,6 @@ import boto3
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from lambdas.endpoint.handler import handler as endpoint_handler
 from lambdas.finalize.handler import handler as finalize_handler
@@ -36,15 +35,6 @@ SERVING_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/spotbot-serve:late
 OUTPUT = "s3://results/tags"
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture(autouse=True)
