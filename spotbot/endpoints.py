@@ -391,17 +391,11 @@ class BotEndpoints:
             raise
 
     def _exists(self, describe: Callable[..., Any], **names: str) -> bool:
-        try:
-            describe(**names)
-        except ClientError as error:
-            if _is_missing(error):
-                return False
-            raise
-        return True
+        return self._ignore_missing(describe, **names)  # a describe that finds nothing is a missing one
 
     @staticmethod
     def _ignore_missing(call: Callable[..., Any], **kwargs: Any) -> bool:
-        """Calls a delete; False when there was nothing to delete."""
+        """Calls a describe or a delete; False when there was nothing by that name."""
         try:
             call(**kwargs)
         except ClientError as error:

@@ -92,3 +92,14 @@ def moto_url():
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture
+def opensearch_index(osmem_clone):
+    """The OpenSearch tag index on a fresh osmem clone, indices created, without SigV4 and with quick retries."""
+    from spotbot.adapters.opensearch_index import OpenSearchTagIndex
+
+    db = OpenSearchTagIndex.connect(osmem_clone.url, sigv4=False, retry_base_s=0.001)
+    db.ensure_indices()
+    yield db
+    db.close()

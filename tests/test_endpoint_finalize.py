@@ -62,11 +62,8 @@ def cloud_env(monkeypatch, tmp_path, moto_url, osmem_clone):
 
 
 @pytest.fixture
-def index(osmem_clone):
-    db = OpenSearchTagIndex.connect(osmem_clone.url, sigv4=False, retry_base_s=0.001)
-    db.ensure_indices()
-    yield db
-    db.close()
+def index(opensearch_index):
+    return opensearch_index
 
 
 @pytest.fixture

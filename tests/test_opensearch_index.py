@@ -82,11 +82,8 @@ def test_search_words_match_as_whole_substrings(index):
 
 
 @pytest.fixture
-def index(osmem_clone):
-    db = OpenSearchTagIndex.connect(osmem_clone.url, sigv4=False, retry_base_s=0.001)
-    db.ensure_indices()
-    yield db
-    db.close()
+def index(opensearch_index):
+    return opensearch_index
 
 
 @pytest.fixture

@@ -19,8 +19,6 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
-from moto.server import ThreadedMotoServer
-from osmem_server import OsmemServer
 
 from lambdas.scanner.handler import handler
 from spotbot.adapters.opensearch_index import OpenSearchTagIndex
@@ -74,15 +72,7 @@ class FakeContext:
 
 
 @pytest.fixture(scope="module")
-def osmem_server():
-    """Overrides the osmem plugin's fixture: the same server, without Japanese analysis."""
-    server = OsmemServer.start(japanese=False)
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
+def moto_endpoint(moto_url):
     with pytest.MonkeyPatch.context() as mp:
         for name, value in {
             "AWS_ACCESS_KEY_ID": "testing",
@@ -90,10 +80,7 @@ def moto_endpoint():
             "AWS_DEFAULT_REGION": "us-east-1",
         }.items():
             mp.setenv(name, value)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-        server.start()
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
+        endpoint = moto_url
         mp.setenv("AWS_ENDPOINT_URL", endpoint)
         s3 = boto3.client("s3", endpoint_url=endpoint)
         s3.create_bucket(Bucket=SOURCE)
@@ -104,10 +91,7 @@ def moto_endpoint():
                 backend.put_object(SOURCE, key, key.encode())  # in process: quicker than 2,000 PUTs
         for key in ODD_KEYS + UNWANTED:
             s3.put_object(Bucket=SOURCE, Key=key, Body=key.encode())  # through HTTP: the odd characters
-        try:
-            yield endpoint
-        finally:
-            server.stop()
+        yield endpoint
 
 
 @pytest.fixture
@@ -116,11 +100,8 @@ def s3(moto_endpoint):
 
 
 @pytest.fixture
-def index(osmem_clone):
-    db = OpenSearchTagIndex.connect(osmem_clone.url, sigv4=False, retry_base_s=0.001)
-    db.ensure_indices()
-    yield db
-    db.close()
+def index(opensearch_index):
+    return opensearch_index
 
 
 @pytest.fixture

@@ -538,22 +538,8 @@ class OpenSearchTagIndex:
         self, job_id: str, statuses: tuple[TaskStatus, ...], *, consistent: bool = False
     ) -> list[int]:
         self._before_search(self.tasks_index, consistent)
-        query = _task_query(job_id, statuses)
-        shards: list[int] = []
-        after: dict[str, Any] | None = None
-        while True:
-            composite: dict[str, Any] = {"size": 1000, "sources": [{"shard": {"terms": {"field": "shard"}}}]}
-            if after is not None:
-                composite["after"] = after
-            response = self.client.search(
-                index=self.tasks_index,
-                body={"size": 0, "track_total_hits": False, "query": query, "aggs": {"shards": {"composite": composite}}},
-            )
-            agg = response["aggregations"]["shards"]
-            shards.extend(int(bucket["key"]["shard"]) for bucket in agg["buckets"])
-            after = agg.get("after_key")
-            if not agg["buckets"] or after is None:
-                return shards
+        buckets = self._composite_buckets(self.tasks_index, _task_query(job_id, statuses), "shard")
+        return [int(key) for key, _ in buckets]
 
     def tasks_in_shard(
         self, job_id: str, shard: int, statuses: tuple[TaskStatus, ...] = ALL_STATUSES, *, consistent: bool = False
@@ -661,22 +647,26 @@ class OpenSearchTagIndex:
         """How many tag records carry each label (a record with a label twice counts once), most first."""
         self._before_search(self.tags_index, consistent)
         query = _tag_query([], bot=bot, label=None, job_id=job_id)
-        counts: dict[str, int] = {}
+        counts = dict(self._composite_buckets(self.tags_index, query, "tags.label"))
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+    def _composite_buckets(self, index: str, query: dict[str, Any], field: str) -> list[tuple[Any, int]]:
+        """Every (value, doc count) of a field, paged with a composite aggregation: exact, with no size limit."""
+        buckets: list[tuple[Any, int]] = []
         after: dict[str, Any] | None = None
         while True:
-            composite: dict[str, Any] = {"size": 1000, "sources": [{"label": {"terms": {"field": "tags.label"}}}]}
+            composite: dict[str, Any] = {"size": 1000, "sources": [{"value": {"terms": {"field": field}}}]}
             if after is not None:
                 composite["after"] = after
             response = self.client.search(
-                index=self.tags_index,
-                body={"size": 0, "track_total_hits": False, "query": query, "aggs": {"labels": {"composite": composite}}},
+                index=index,
+                body={"size": 0, "track_total_hits": False, "query": query, "aggs": {"values": {"composite": composite}}},
             )
-            agg = response["aggregations"]["labels"]
-            counts.update((bucket["key"]["label"], bucket["doc_count"]) for bucket in agg["buckets"])
+            agg = response["aggregations"]["values"]
+            buckets.extend((bucket["key"]["value"], bucket["doc_count"]) for bucket in agg["buckets"])
             after = agg.get("after_key")
             if not agg["buckets"] or after is None:
-                break
-        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+                return buckets
 
     # bots
 
