@@ -31,8 +31,10 @@ class ModelStore(Protocol):
     location: str
 
     def versions(self, bot: str) -> list[str]: ...
+    def token(self, bot: str, version: str) -> str:
+        """A token that changes when the archive does (size and mtime, an ETag), read without fetching it."""
     def fetch(self, bot: str, version: str, target: Path) -> str:
-        """Copies the archive to target; returns a token that changes when the archive does."""
+        """Copies the archive to target; returns its token."""
     def publish(self, bot: str, version: str, archive: Path) -> str: ...
 
 
@@ -118,14 +120,18 @@ class ModelRegistry:
     def _extract(self, bot: str, version: str, store: ModelStore) -> Path:
         target = self.cache_dir / bot / version
         token_file = target / ".source"
+        try:
+            current = store.token(bot, version)
+        except (OSError, ModelError) as error:
+            raise ModelError(f"cannot read {ARCHIVE}: {error}") from error
+        if token_file.exists() and token_file.read_text() == current and (target / MANIFEST).exists():
+            return target  # extracted already, and unchanged: no download
         with tempfile.TemporaryDirectory(dir=_ensure(self.cache_dir)) as tmp:
             archive = Path(tmp) / ARCHIVE
             try:
                 token = store.fetch(bot, version, archive)
             except (OSError, ModelError) as error:
                 raise ModelError(f"cannot fetch {ARCHIVE}: {error}") from error
-            if token_file.exists() and token_file.read_text() == token and (target / MANIFEST).exists():
-                return target
             staging = Path(tmp) / "extracted"
             extract_archive(archive, staging)
             if target.exists():

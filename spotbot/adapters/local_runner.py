@@ -91,6 +91,12 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def _cached(key: tuple[str, str], make: Any) -> Any:
+    if key not in _worker:
+        _worker[key] = make()
+    return _worker[key]
+
+
 def _parent_gone() -> bool:
     return os.getppid() != _worker["parent_pid"]
 
@@ -111,8 +117,8 @@ def _run_shard(work: ShardWork) -> ShardResult:
     result = tag_shard(
         work,
         index=_worker["index"],
-        store=open_asset_store(work.source, settings),
-        output=open_output_store(work.output),
+        store=_cached(("store", work.source), lambda: open_asset_store(work.source, settings)),  # one S3 client per process
+        output=_cached(("output", work.output), lambda: open_output_store(work.output)),
         runtime=runtime,
         settings=settings,
         should_stop=_parent_gone,

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from spotbot.models import ARCHIVE
+from spotbot.models import ARCHIVE, ModelError
 
 
 class LocalModelStore:
@@ -20,11 +20,14 @@ class LocalModelStore:
             return []
         return [p.name for p in folder.iterdir() if (p / ARCHIVE).is_file()]
 
-    def fetch(self, bot: str, version: str, target: Path) -> str:
-        source = self.root / bot / version / ARCHIVE
-        stat = source.stat()
-        shutil.copyfile(source, target)
+    def token(self, bot: str, version: str) -> str:
+        stat = (self.root / bot / version / ARCHIVE).stat()
         return f"{stat.st_size}-{stat.st_mtime_ns}"
+
+    def fetch(self, bot: str, version: str, target: Path) -> str:
+        token = self.token(bot, version)
+        shutil.copyfile(self.root / bot / version / ARCHIVE, target)
+        return token
 
     def publish(self, bot: str, version: str, archive: Path) -> str:
         target = self.root / bot / version / ARCHIVE
@@ -59,12 +62,25 @@ class S3ModelStore:
                     found.append(version)
         return found
 
+    def token(self, bot: str, version: str) -> str:
+        key = f"{self.prefix}{bot}/{version}/{ARCHIVE}"
+        return self._s3(self.client.head_object, Bucket=self.bucket, Key=key)["ETag"].strip('"')
+
     def fetch(self, bot: str, version: str, target: Path) -> str:
         key = f"{self.prefix}{bot}/{version}/{ARCHIVE}"
-        response = self.client.get_object(Bucket=self.bucket, Key=key)
+        response = self._s3(self.client.get_object, Bucket=self.bucket, Key=key)
         with open(target, "wb") as file:
             shutil.copyfileobj(response["Body"], file)
         return response["ETag"].strip('"')
+
+    @staticmethod
+    def _s3(call: Any, **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        try:
+            return call(**kwargs)
+        except ClientError as error:
+            raise ModelError(f"s3://{kwargs['Bucket']}/{kwargs['Key']}: {error}") from error
 
     def publish(self, bot: str, version: str, archive: Path) -> str:
         key = f"{self.prefix}{bot}/{version}/{ARCHIVE}"
