@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from spotbot.domain import AssetRef, Job, JobCounts, Tag, TagRecord, Task, TaskStatus
@@ -110,7 +110,6 @@ class ShardWork:
     batch_size: int | None = None
     threads: int | None = None
     model_dir: str | None = None  # the extracted model version; None: the bot's packaged default
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import numpy as np
 from spotbot.bot import TrainableBot, resolve_bot
 from spotbot.decoding import AssetError, decode_asset
 from spotbot.heads import Head
-from spotbot.models import METRICS, ModelRegistry, ModelStore, ModelVersion, new_version_name, pack_model_dir
+from spotbot.models import METRICS, ModelRegistry, ModelStore, new_version_name, pack_model_dir
 from spotbot.settings import Settings
 from spotbot.worker import limits_from
 from training.datasets import DatasetError, Example, load_examples, read_bytes
@@ -80,7 +80,7 @@ def train(
     started = time.monotonic()
 
     examples = _cap_per_label(load_examples(config.data, bot_class.file_types, settings), config)
-    base = _base_version(bot_class.name, config, registry)
+    base = registry.resolve(bot_class.name, config.base_version)  # the version whose backbone to train on
     bot = bot_class()
     bot.load_backbone(base.path if base else None, threads=config.threads)
     timings["load_seconds"] = time.monotonic() - started
@@ -130,11 +130,6 @@ def train(
         model_dir=Path(output_dir) if output_dir else None,
         timings=timings,
     )
-
-
-def _base_version(bot: str, config: TrainConfig, registry: ModelRegistry) -> ModelVersion | None:
-    """The version to take the backbone from: pinned, or the current one."""
-    return registry.resolve(bot, config.base_version)
 
 
 def _cap_per_label(examples: list[Example], config: TrainConfig) -> list[Example]:
