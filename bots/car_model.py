@@ -28,7 +28,7 @@ from PIL import Image
 
 from spotbot.bot import IMAGE_TYPES, TrainableBot
 from spotbot.domain import Tag
-from spotbot.heads import HEAD_FILE, Head
+from spotbot.domain.heads import HEAD_FILE, Head
 
 MODEL_FORMAT = "efficientnet-lite0"
 BACKBONE_NAME = "efficientnet-lite0-imagenet"

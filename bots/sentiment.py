@@ -18,7 +18,7 @@ import numpy as np
 
 from spotbot.bot import TrainableBot
 from spotbot.domain import Tag
-from spotbot.heads import HEAD_FILE, Head
+from spotbot.domain.heads import HEAD_FILE, Head
 
 
 def e5_backbone_id() -> str:

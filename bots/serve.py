@@ -4,7 +4,7 @@
 
 NAME is a built-in bot ("scene-text") or module:Class, as for `spotbot tag`. The bot is loaded
 before the server listens, so /ping answers (200) only once the model is ready. The wire format
-is in spotbot/wire.py.
+is in spotbot/adapters/sagemaker/wire.py.
 
 SageMaker contract:
 - SageMaker starts the container as `<entrypoint> serve`: a leading `serve` argument is accepted
@@ -46,13 +46,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from spotbot import wire
+from spotbot.adapters.sagemaker import wire
 from spotbot.bot import Bot, UnknownBotError, resolve_bot
-from spotbot.decoding import AssetError, DecodeLimits, decode_asset, decode_text
+from spotbot.services.decoding import AssetError, DecodeLimits, decode_asset, decode_text
 from spotbot.domain import Tag
 from spotbot.settings import Settings
-from spotbot.wiring import open_model_registry
-from spotbot.worker import limits_from
+from spotbot.adapters.wiring import open_model_registry
+from spotbot.services.shard import limits_from
 
 SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
 DEFAULT_MAX_BODY_BYTES = 100 * 2**20

@@ -421,7 +421,7 @@ def build(out: Path, font: CjkFont) -> dict:
 def check(out: Path, expected: dict, threads: int) -> bool:
     from bots.scene_text import SceneTextBot
     from bots.sentiment import SentimentBot
-    from spotbot.decoding import DecodeLimits, decode_image, decode_text
+    from spotbot.services.decoding import DecodeLimits, decode_image, decode_text
 
     limits = DecodeLimits(max_asset_bytes=64 << 20, max_image_pixels=50_000_000, max_text_bytes=1 << 20)
     ok = True

@@ -1,3 +1,3 @@
-from spotbot.cli import app
+from spotbot.entrypoints.cli import app
 
 app(prog_name="spotbot")

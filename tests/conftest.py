@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from spotbot.adapters.sqlite_index import SQLiteTagIndex
+from spotbot.adapters.sqlite.index import SQLiteTagIndex
 from spotbot.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -97,7 +97,7 @@ def moto_url():
 @pytest.fixture
 def opensearch_index(osmem_clone):
     """The OpenSearch tag index on a fresh osmem clone, indices created, without SigV4 and with quick retries."""
-    from spotbot.adapters.opensearch_index import OpenSearchTagIndex
+    from spotbot.adapters.opensearch.index import OpenSearchTagIndex
 
     db = OpenSearchTagIndex.connect(osmem_clone.url, sigv4=False, retry_base_s=0.001)
     db.ensure_indices()

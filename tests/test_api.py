@@ -33,11 +33,11 @@ from lambdas.api.handler import app, cloud_jobs, handler
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 from lambdas.api.handler import logger as api_logger
-from spotbot.api_client import ApiClient, ApiError
-from spotbot.cli_cloud import app as cloud_app
+from spotbot.adapters.api_client import ApiClient, ApiError
+from spotbot.entrypoints.cli.cloud import app as cloud_app
 from spotbot.domain import AssetRef, Job, JobStatus, Tag, TaskStatus
-from spotbot.adapters.opensearch_index import OpenSearchTagIndex
-from spotbot.jobs import CloudJobs, decode_cursor, default_output, encode_cursor
+from spotbot.adapters.opensearch.index import OpenSearchTagIndex
+from spotbot.services.cloud_jobs import CloudJobs, decode_cursor, default_output, encode_cursor
 from spotbot.ports import TaskOutcome
 from spotbot.settings import Settings
 from tests.index_contract import T0, record
@@ -235,7 +235,7 @@ def test_a_job_is_recorded_and_started_as_one_execution(cloud, capsys, monkeypat
     assert status == 202, answer
     lines = [json.loads(line) for line in logs.getvalue().splitlines()]
     assert lines and all(line["job_id"] == answer["job_id"] for line in lines)
-    assert any(line["message"] == "job submitted" and line["name"] == "spotbot.jobs" for line in lines)
+    assert any(line["message"] == "job submitted" and line["name"] == "spotbot.services.cloud_jobs" for line in lines)
     (emf,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "SpotTaggingBot" and emf["JobsSubmitted"] == [1.0]
     job_id = answer["job_id"]

@@ -22,10 +22,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from spotbot.adapters.local_output import LocalOutputStore
-from spotbot.adapters.opensearch_index import OpenSearchTagIndex
-from spotbot.adapters.s3_assets import S3AssetStore
-from spotbot.adapters.s3_output import S3OutputStore
+from spotbot.adapters.local.output import LocalOutputStore
+from spotbot.adapters.opensearch.index import OpenSearchTagIndex
+from spotbot.adapters.s3.assets import S3AssetStore
+from spotbot.adapters.s3.output import S3OutputStore
 from spotbot.domain import Job, JobStatus, TaskStatus
 from tests.conftest import REPO
 from tests.test_serving import start_server, stop_server

@@ -25,7 +25,7 @@ from bots.car_model import (
     vehicle_tags,
     write_model_dir,
 )
-from spotbot.heads import Head
+from spotbot.domain.heads import Head
 from tests.conftest import REPO, SAMPLES
 
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat

@@ -5,7 +5,7 @@ import io
 import pytest
 from PIL import Image
 
-from spotbot.decoding import AssetError, DecodeLimits, decode_image, decode_text
+from spotbot.services.decoding import AssetError, DecodeLimits, decode_image, decode_text
 
 LIMITS = DecodeLimits(max_asset_bytes=8 * 2**20, max_image_pixels=50_000_000, max_text_bytes=2**20)
 

@@ -20,12 +20,12 @@ from botocore.exceptions import ClientError
 
 from lambdas.endpoint.handler import handler as endpoint_handler
 from lambdas.finalize.handler import handler as finalize_handler
-from spotbot.adapters.opensearch_index import OpenSearchTagIndex
+from spotbot.adapters.opensearch.index import OpenSearchTagIndex
 from spotbot.bot import UnknownBotError
 from spotbot.domain import AssetRef, Job, JobStatus, TaskStatus
-from spotbot.endpoints import EndpointBusyError, EndpointRequestError, EndpointSpec, name_stem
-from spotbot.finalizing import JobNotFoundError
-from spotbot.models import ModelError
+from spotbot.services.endpoints import EndpointBusyError, EndpointRequestError, EndpointSpec, name_stem
+from spotbot.services.finalize import JobNotFoundError
+from spotbot.services.models import ModelError
 from spotbot.ports import TaskOutcome
 
 ROLE = "arn:aws:iam::123456789012:role/spotbot-endpoints"

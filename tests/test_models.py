@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 
 from spotbot.adapters.model_stores import LocalModelStore, PackagedModelStore, S3ModelStore
-from spotbot.models import ModelError, ModelRegistry, pack_model_dir, version_key
+from spotbot.services.models import ModelError, ModelRegistry, pack_model_dir, version_key
 
 
 def archive_of(tmp: Path, files: dict[str, object]) -> Path:

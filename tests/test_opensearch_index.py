@@ -19,7 +19,7 @@ import pytest
 from opensearchpy import Transport
 from opensearchpy.exceptions import TransportError
 
-from spotbot.adapters.opensearch_index import MAX_BULK_BYTES, BulkError, BulkWriter, OpenSearchTagIndex
+from spotbot.adapters.opensearch.index import MAX_BULK_BYTES, BulkError, BulkWriter, OpenSearchTagIndex
 from spotbot.domain import Job, Tag, TaskStatus, task_id
 from spotbot.ports import SearchQuery, TaskOutcome
 from tests.index_contract import *  # noqa: F403 -- the shared contract tests run here against OpenSearch

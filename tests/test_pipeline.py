@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from spotbot.adapters.sqlite_index import SQLiteTagIndex
+from spotbot.adapters.sqlite.index import SQLiteTagIndex
 from tests.conftest import REPO, read_parts, run_spotbot, spotbot_env
 
 

@@ -10,8 +10,8 @@ import pytest
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from spotbot.adapters.s3_assets import S3AssetStore, parse_s3_uri
-from spotbot.decoding import AssetError
+from spotbot.adapters.s3.assets import S3AssetStore, parse_s3_uri
+from spotbot.services.decoding import AssetError
 from tests.conftest import read_parts, run_spotbot
 
 ODD_KEYS = ["reviews/with space.txt", "reviews/中文 评论.txt", "reviews/a+b=c.txt", "reviews/deep/er/x%20y.TXT"]

@@ -21,11 +21,11 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
 from lambdas.scanner.handler import handler
-from spotbot.adapters.opensearch_index import OpenSearchTagIndex
+from spotbot.adapters.opensearch.index import OpenSearchTagIndex
 from spotbot.bot import BUILTIN_BOTS, resolve_bot
 from spotbot.domain import AssetRef, TaskStatus
 from spotbot.ports import TaskOutcome
-from spotbot.scanning import (
+from spotbot.services.scanning import (
     BUILTIN_FILE_TYPES,
     KeyRange,
     ParallelLister,
@@ -243,7 +243,7 @@ def test_list_errors_are_named_for_the_state_machine():
 @pytest.mark.parametrize("kind", ["sqlite", "opensearch"])
 def test_both_indexes_take_tasks_planned_by_the_scanner(kind, tmp_path, request):
     if kind == "sqlite":
-        from spotbot.adapters.sqlite_index import SQLiteTagIndex
+        from spotbot.adapters.sqlite.index import SQLiteTagIndex
 
         db = SQLiteTagIndex(tmp_path / "index.sqlite3")
     else:

@@ -26,18 +26,18 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from bots.serve import default_model_dir
-from spotbot import wire
-from spotbot.adapters.in_process import InProcessRuntime
-from spotbot.adapters.local_assets import LocalAssetStore
-from spotbot.adapters.local_output import LocalOutputStore
-from spotbot.adapters.sagemaker_runtime import BotInvocationError, EndpointError, SageMakerRuntime
-from spotbot.adapters.sqlite_index import SQLiteTagIndex
-from spotbot.decoding import DecodeLimits, decode_image, decode_text
+from spotbot.adapters.sagemaker import wire
+from spotbot.adapters.local.in_process import InProcessRuntime
+from spotbot.adapters.local.assets import LocalAssetStore
+from spotbot.adapters.local.output import LocalOutputStore
+from spotbot.adapters.sagemaker.runtime import BotInvocationError, EndpointError, SageMakerRuntime
+from spotbot.adapters.sqlite.index import SQLiteTagIndex
+from spotbot.services.decoding import DecodeLimits, decode_image, decode_text
 from spotbot.domain import Job, TaskStatus
 from spotbot.ports import ShardWork
 from spotbot.settings import Settings
-from spotbot.wiring import open_model_registry
-from spotbot.worker import tag_shard
+from spotbot.adapters.wiring import open_model_registry
+from spotbot.services.shard import tag_shard
 from tests.conftest import REPO, SAMPLES, read_parts
 
 FUSSY = "tests.support_bots:FussyBot"  # LengthBot, but raises on any batch holding "boom"

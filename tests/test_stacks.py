@@ -199,7 +199,7 @@ def test_one_job_definition_per_bot_retries_spot_reclaims_only_and_times_out(res
         assert "container-assets" in json.dumps(container["Image"])  # the worker image asset
         names = {variable["Name"] for variable in container["Environment"]}
         assert {"SPOTBOT_OPENSEARCH_ENDPOINT", "SPOTBOT_WORK_BUCKET", "SPOTBOT_MODELS", "SPOTBOT_REGION"} <= names
-    # the API maps each bot to its own, "*" to the rest (spotbot.jobs.job_definition_for)
+    # the API maps each bot to its own, "*" to the rest (spotbot.services.cloud_jobs.job_definition_for)
     api = resources[logical_id(resources, "AWS::Lambda::Function", "FunctionsApi")]["Properties"]
     mapping = api["Environment"]["Variables"]["SPOTBOT_JOB_DEFINITIONS"]["Fn::Join"][1]
     keys = set(re.findall(r'"([^"]+)":"', "".join(part for part in mapping if isinstance(part, str))))

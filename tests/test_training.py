@@ -185,7 +185,7 @@ def test_trained_head_matches_scikit_learn():
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
-    from spotbot.heads import Head
+    from spotbot.domain.heads import Head
     from training.trainer import TrainConfig, fit_head
 
     rng = np.random.default_rng(0)

@@ -14,7 +14,7 @@ import random
 import tempfile
 from pathlib import Path
 
-from spotbot.models import ModelStore, pack_model_dir
+from spotbot.services.models import ModelStore, pack_model_dir
 
 CAR_BASELINE_VERSION = "v0-imagenet"
 SENTIMENT_V1 = "v1"
@@ -55,7 +55,7 @@ def write_text_dataset(corpus: dict[str, list[str]], folder: Path) -> Path:
 def build_sentiment_v1(target: Path, max_per_label: int | None, seed: int = 0) -> dict:
     """Trains sentiment v1 with the training framework and writes its archive to target."""
     from spotbot.settings import Settings
-    from spotbot.wiring import open_model_registry
+    from spotbot.adapters.wiring import open_model_registry
     from training.trainer import TrainConfig, train
 
     settings = Settings()

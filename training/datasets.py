@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from spotbot.adapters.s3_assets import parse_s3_uri
+from spotbot.adapters.s3.assets import parse_s3_uri
 from spotbot.settings import Settings
-from spotbot.wiring import open_asset_store
+from spotbot.adapters.wiring import open_asset_store
 
 MANIFEST_SUFFIXES = (".jsonl", ".manifest", ".json")
 
@@ -117,11 +117,11 @@ def _label_of(entry: dict[str, Any]) -> str | None:
 
 def read_bytes(uri: str, settings: Settings, max_bytes: int) -> bytes:
     """One file's bytes, local or in S3."""
-    from spotbot.decoding import AssetError
+    from spotbot.services.decoding import AssetError
     from spotbot.domain import AssetRef
 
     if uri.startswith("s3://"):
-        from spotbot.adapters.s3_assets import S3AssetStore
+        from spotbot.adapters.s3.assets import S3AssetStore
 
         bucket, _ = parse_s3_uri(uri)
         store = S3AssetStore(f"s3://{bucket}/", endpoint_url=settings.s3_endpoint_url)

@@ -20,8 +20,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from spotbot.adapters.s3_assets import parse_s3_uri
-from spotbot.models import ARCHIVE, new_version_name
+from spotbot.adapters.s3.assets import parse_s3_uri
+from spotbot.services.models import ARCHIVE, new_version_name
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 
 from spotbot.adapters.model_stores import LocalModelStore, PackagedModelStore
-from spotbot.models import ARCHIVE, MANIFEST, ModelRegistry, extract_archive
+from spotbot.services.models import ARCHIVE, MANIFEST, ModelRegistry, extract_archive
 from spotbot.settings import Settings
 from training.datasets import MANIFEST_SUFFIXES
 from training.trainer import TrainConfig, train
@@ -77,7 +77,7 @@ def base_model_store(channel: Path | None, work: Path, bot: str) -> LocalModelSt
     if archive.exists():
         (version_dir / ARCHIVE).write_bytes(archive.read_bytes())
     elif (channel / MANIFEST).exists():
-        from spotbot.models import pack_model_dir
+        from spotbot.services.models import pack_model_dir
 
         pack_model_dir(channel, version_dir / ARCHIVE)
     else:

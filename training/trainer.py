@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from spotbot.bot import TrainableBot, resolve_bot
-from spotbot.decoding import AssetError, decode_asset
-from spotbot.heads import Head
-from spotbot.models import METRICS, ModelRegistry, ModelStore, new_version_name, pack_model_dir
+from spotbot.services.decoding import AssetError, decode_asset
+from spotbot.domain.heads import Head
+from spotbot.services.models import METRICS, ModelRegistry, ModelStore, new_version_name, pack_model_dir
 from spotbot.settings import Settings
-from spotbot.worker import limits_from
+from spotbot.services.shard import limits_from
 from training.datasets import DatasetError, Example, load_examples, read_bytes
 
 HEADS = ("logistic", "mlp")

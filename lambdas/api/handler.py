@@ -1,7 +1,7 @@
 """The job API behind API Gateway (REST API, Lambda proxy integration): routes and HTTP shapes only.
 
-Validation is Powertools' (`enable_validation=True`, pydantic models from spotbot.jobs), the work is
-spotbot.jobs', and errors are JSON that name the field at fault. The index and AWS clients are built
+Validation is Powertools' (`enable_validation=True`, pydantic models from spotbot.services.cloud_jobs), the work is
+spotbot.services.cloud_jobs', and errors are JSON that name the field at fault. The index and AWS clients are built
 once per container by `cloud_jobs()`, a Powertools dependency: tests swap it with
 `app.dependency_overrides[cloud_jobs] = lambda: their_cloud_jobs`.
 """
@@ -21,14 +21,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from spotbot import jobs as service
+from spotbot.services import cloud_jobs as service
 from spotbot.domain import Job
-from spotbot.jobs import BotRegistration, CloudJobs, JobSubmission
+from spotbot.services.cloud_jobs import BotRegistration, CloudJobs, JobSubmission
 from spotbot.ports import SearchQuery
 from spotbot.settings import Settings
 
 SERVICE = "spotbot-api"
-logger = Logger(service=SERVICE, name="%(name)s")  # each line says which logger wrote it (spotbot.jobs, ...)
+logger = Logger(service=SERVICE, name="%(name)s")  # each line says which logger wrote it (spotbot.services.cloud_jobs, ...)
 metrics = Metrics(namespace="SpotTaggingBot", service=SERVICE)
 tracer = Tracer(service=SERVICE)  # no-ops outside Lambda or without X-Ray
 app = APIGatewayRestResolver(enable_validation=True)
@@ -44,7 +44,7 @@ def cloud_jobs() -> CloudJobs:
 Jobs = Annotated[CloudJobs, Depends(cloud_jobs)]
 
 
-# HTTP shapes (for the OpenAPI document; the bodies come from spotbot.jobs)
+# HTTP shapes (for the OpenAPI document; the bodies come from spotbot.services.cloud_jobs)
 
 
 class FieldError(BaseModel):

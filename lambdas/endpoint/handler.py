@@ -1,4 +1,4 @@
-"""The bot endpoint steps: parse the state input, call spotbot.endpoints, hand back its output.
+"""The bot endpoint steps: parse the state input, call spotbot.services.endpoints, hand back its output.
 
 Input `{"action": "ensure", "job_id", "bot", "model_version"}` -> `{"runtime", "endpoint_name", "status"}`;
 `{"action": "describe", "endpoint_name"}` -> `{"endpoint_name", "status", "failure_reason"?}`;
@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
-from spotbot.endpoints import (
+from spotbot.services.endpoints import (
     BotEndpoints,
     DescribeEndpoint,
     EnsureEndpoint,

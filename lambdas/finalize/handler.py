@@ -1,4 +1,4 @@
-"""The "Finalize" step: parse the state input, call spotbot.finalizing, hand back its output.
+"""The "Finalize" step: parse the state input, call spotbot.services.finalize, hand back its output.
 
 Input `{"job_id", "output", "error": null | {"Error", "Cause"}}` (the error a Catch caught, on the
 failure path); output `{"job_id", "status", "counts", "summary", "error"}`.
@@ -10,9 +10,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
-from spotbot.finalizing import FinalizeRequest, finalize_job
+from spotbot.services.finalize import FinalizeRequest, finalize_job
 from spotbot.settings import Settings
-from spotbot.wiring import open_cloud_index, open_output_store
+from spotbot.adapters.wiring import open_cloud_index, open_output_store
 
 logger = Logger(service="spotbot-finalize")
 copy_config_to_registered_loggers(source_logger=logger, include={"spotbot"})  # spotbot's lines as JSON too

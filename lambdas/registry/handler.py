@@ -15,10 +15,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 
-from spotbot.adapters.s3_assets import parse_s3_uri
-from spotbot.models import ARCHIVE, ModelError
+from spotbot.adapters.s3.assets import parse_s3_uri
+from spotbot.services.models import ARCHIVE, ModelError
 from spotbot.settings import Settings
-from spotbot.wiring import open_model_registry
+from spotbot.adapters.wiring import open_model_registry
 
 logger = Logger(service="spotbot-registry")
 metrics = Metrics(namespace="SpotTaggingBot", service="spotbot-registry")

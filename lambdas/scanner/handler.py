@@ -1,4 +1,4 @@
-"""The "Scan assets" step: parse the state input, call spotbot.scanning, hand back its output.
+"""The "Scan assets" step: parse the state input, call spotbot.services.scanning, hand back its output.
 
 Input `{"job_id", "bot", "source", "shard_size", "workers", "continuation", "file_types"?}`; output
 `{"job_id", "done", "continuation", "assets", "shards"}`. The state machine loops on `done`, passing
@@ -12,9 +12,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
-from spotbot.scanning import ScanRequest, listing_s3_client, scan_assets
+from spotbot.services.scanning import ScanRequest, listing_s3_client, scan_assets
 from spotbot.settings import Settings
-from spotbot.wiring import open_cloud_index
+from spotbot.adapters.wiring import open_cloud_index
 
 logger = Logger(service="spotbot-scanner")
 copy_config_to_registered_loggers(source_logger=logger, include={"spotbot"})  # spotbot's lines as JSON too

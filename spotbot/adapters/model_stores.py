@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from spotbot.models import ARCHIVE, ModelError
+from spotbot.services.models import ARCHIVE, ModelError
 
 
 class LocalModelStore:
@@ -44,7 +44,7 @@ class S3ModelStore:
     """models under s3://bucket/prefix/<bot>/<version>/model.tar.gz."""
 
     def __init__(self, uri: str, client: Any | None = None, endpoint_url: str | None = None) -> None:
-        from spotbot.adapters.s3_assets import parse_s3_uri, s3_client
+        from spotbot.adapters.s3.assets import parse_s3_uri, s3_client
 
         self.bucket, prefix = parse_s3_uri(uri)
         self.prefix = prefix.rstrip("/") + "/" if prefix else ""

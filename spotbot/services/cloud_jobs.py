@@ -236,7 +236,7 @@ class CloudJobs:
     def connect(cls, settings: Settings) -> CloudJobs:
         import boto3
 
-        from spotbot.wiring import open_cloud_index
+        from spotbot.adapters.wiring import open_cloud_index
 
         index = open_cloud_index(settings)
         index.ensure_indices()  # idempotent; a fresh stack can take a job on its first request

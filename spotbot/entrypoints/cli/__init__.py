@@ -84,12 +84,12 @@ def tag(
     `spotbot status JOB_ID`. Exit codes: 0 done (even with failed assets), 1 failed assets with
     --fail-on-error or work left undone, 2 bad input, 3 job already running, 130 interrupted.
     """
-    from spotbot.adapters.job_lock import JobLockedError
-    from spotbot.adapters.local_runner import BotLoadError, LocalPoolRunner
+    from spotbot.adapters.local.job_lock import JobLockedError
+    from spotbot.adapters.local.runner import BotLoadError, LocalPoolRunner
     from spotbot.bot import UnknownBotError, resolve_bot
-    from spotbot.service import JobConflictError, TagRequest, default_output_dir, tag_assets
-    from spotbot.models import ModelError
-    from spotbot.wiring import open_asset_store, open_local_index, open_model_registry, open_output_store
+    from spotbot.services.tagging import JobConflictError, TagRequest, default_output_dir, tag_assets
+    from spotbot.services.models import ModelError
+    from spotbot.adapters.wiring import open_asset_store, open_local_index, open_model_registry, open_output_store
 
     settings = _settings(home)
     index = open_local_index(settings)
@@ -263,7 +263,7 @@ def jobs(
     home: HomeOption = None,
 ) -> None:
     """List the jobs in the local index, newest first."""
-    from spotbot.wiring import open_local_index
+    from spotbot.adapters.wiring import open_local_index
 
     index = open_local_index(_settings(home))
     try:
@@ -298,11 +298,11 @@ def status(
 ) -> None:
     """A job's status and counts, and its failed assets with their errors (with --api: a cloud job's)."""
     if api:
-        from spotbot.cli_cloud import status_remote
+        from spotbot.entrypoints.cli.cloud import status_remote
 
         return status_remote(job_id, api=api, as_json=as_json)
-    from spotbot.service import job_status
-    from spotbot.wiring import open_local_index
+    from spotbot.services.tagging import job_status
+    from spotbot.adapters.wiring import open_local_index
 
     index = open_local_index(_settings(home))
     try:
@@ -351,11 +351,11 @@ def search(
 ) -> None:
     """Search the tag index: full text (Chinese included) with filters on bot, label and job (with --api: the cloud's)."""
     if api:
-        from spotbot.cli_cloud import search_remote
+        from spotbot.entrypoints.cli.cloud import search_remote
 
         return search_remote(query, bot=bot, label=label, job=job, limit=limit, api=api, as_json=as_json)
     from spotbot.ports import SearchQuery
-    from spotbot.wiring import open_local_index
+    from spotbot.adapters.wiring import open_local_index
 
     index = open_local_index(_settings(home))
     try:
@@ -402,7 +402,7 @@ def _summarize_tags(tags: list) -> str:
 def bots(models: ModelsOption = None, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """The built-in bots: name, file types, current model version and runtime."""
     from spotbot.bot import builtin_bots
-    from spotbot.wiring import open_model_registry
+    from spotbot.adapters.wiring import open_model_registry
 
     registry, _ = open_model_registry(_settings(home), models)
     infos = []
@@ -433,7 +433,7 @@ def models_list(
 ) -> None:
     """Every model version, newest first, with its metrics and whether it is approved (the first approved one is current)."""
     from spotbot.bot import BUILTIN_BOTS
-    from spotbot.wiring import open_model_registry
+    from spotbot.adapters.wiring import open_model_registry
 
     registry, _ = open_model_registry(_settings(home), models)
     rows = []
@@ -472,7 +472,7 @@ def models_build(
 
     Needs the `export` extra (torch); cached: a version that exists is kept.
     """
-    from spotbot.wiring import open_model_registry
+    from spotbot.adapters.wiring import open_model_registry
     from training.baselines import build_car_model_baseline
 
     settings = _settings(home)
@@ -507,8 +507,8 @@ def train(
     The newest version whose held-out accuracy passes its threshold becomes the bot's current
     version: the next `spotbot tag` uses it.
     """
-    from spotbot.models import ModelError
-    from spotbot.wiring import open_model_registry
+    from spotbot.services.models import ModelError
+    from spotbot.adapters.wiring import open_model_registry
     from training.datasets import DatasetError
     from training.trainer import TrainConfig, train as train_head
 
@@ -545,7 +545,7 @@ def train(
 
 
 def _register_cloud_commands() -> None:
-    from spotbot.cli_cloud import app as cloud_app, submit as cloud_submit
+    from spotbot.entrypoints.cli.cloud import app as cloud_app, submit as cloud_submit
 
     app.add_typer(cloud_app, name="cloud", help="The deployed system: submit and watch jobs through the API (--api URL).")
     app.command("submit", help="Start a cloud job through the API: spotbot submit s3://bucket/prefix --bot B --api URL")(cloud_submit)

@@ -174,3 +174,23 @@ def final_status(counts: JobCounts) -> JobStatus:
 
 def tag_record_to_json(record: TagRecord) -> dict[str, Any]:
     return record.model_dump(mode="json", exclude_none=True)
+
+__all__ = [
+    "JOB_ID_PATTERN",
+    "utc_now",
+    "TaskStatus",
+    "JobStatus",
+    "Tag",
+    "AssetRef",
+    "Task",
+    "TagRecord",
+    "JobCounts",
+    "Job",
+    "task_id",
+    "validate_job_id",
+    "new_job_id",
+    "auto_shard_size",
+    "plan_shards",
+    "final_status",
+    "tag_record_to_json",
+]

@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from spotbot.decoding import AssetError, DecodeLimits, decode_asset
+from spotbot.services.decoding import AssetError, DecodeLimits, decode_asset
 from spotbot.domain import AssetRef, Tag, TagRecord, Task, TaskStatus, tag_record_to_json
 from spotbot.ports import (
     AssetStore,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spotbot.adapters.job_lock import job_lock
+from spotbot.adapters.local.job_lock import job_lock
 from spotbot.bot import resolve_bot
 from spotbot.domain import (
     Job,
@@ -21,7 +21,7 @@ from spotbot.domain import (
     utc_now,
     validate_job_id,
 )
-from spotbot.models import ModelError, ModelRegistry
+from spotbot.services.models import ModelError, ModelRegistry
 from spotbot.ports import AssetStore, JobRunner, OutputStore, ShardWork, TagIndex
 from spotbot.settings import Settings
 

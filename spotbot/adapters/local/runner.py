@@ -14,11 +14,11 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from spotbot.adapters.in_process import InProcessRuntime
+from spotbot.adapters.local.in_process import InProcessRuntime
 from spotbot.ports import RunOutcome, ShardResult, ShardWork  # noqa: F401
 from spotbot.settings import Settings
-from spotbot.worker import tag_shard
-from spotbot.wiring import open_asset_store, open_local_index, open_output_store
+from spotbot.services.shard import tag_shard
+from spotbot.adapters.wiring import open_asset_store, open_local_index, open_output_store
 
 
 class BotLoadError(RuntimeError):

@@ -34,7 +34,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
 
 from spotbot.bot import BUILTIN_BOTS, UnknownBotError
 from spotbot.domain import Job, JobStatus
-from spotbot.models import ARCHIVE, ModelError
+from spotbot.services.models import ARCHIVE, ModelError
 from spotbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def model_data_from_registry(settings: Settings) -> ModelDataLookup:
     """The S3 archive of a built-in bot's pinned (or current) version, when it lives in an S3 model store."""
 
     def lookup(bot: str, version: str | None) -> str | None:
-        from spotbot.wiring import open_model_registry
+        from spotbot.adapters.wiring import open_model_registry
 
         registry, _ = open_model_registry(settings)
         resolved = registry.resolve(bot, version)
@@ -216,7 +216,7 @@ class BotEndpoints:
     def connect(cls, settings: Settings) -> BotEndpoints:
         import boto3
 
-        from spotbot.wiring import open_cloud_index
+        from spotbot.adapters.wiring import open_cloud_index
 
         session = boto3.Session(region_name=settings.region) if settings.region else boto3.Session()
         return cls(

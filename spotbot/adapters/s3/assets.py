@@ -9,7 +9,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from spotbot.decoding import AssetError, too_large
+from spotbot.services.decoding import AssetError, too_large
 from spotbot.domain import AssetRef
 
 

@@ -1,7 +1,7 @@
 """`spotbot cloud ...`: jobs in AWS through the job API, signed with your AWS credentials (SigV4).
 
 Each command is a plain, typer-annotated function, registered here on `app` and reusable as a
-top-level command of spotbot.cli (`spotbot submit --api URL`) or called from one (`status_remote`).
+top-level command of spotbot.entrypoints.cli (`spotbot submit --api URL`) or called from one (`status_remote`).
 Exit codes: 0 ok, 2 the API refused the request (400, 404, 409), 4 the API failed or could not be
 reached (5xx, network, no credentials).
 """
@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from spotbot.api_client import ApiClient, ApiError
+from spotbot.adapters.api_client import ApiClient, ApiError
 
 app = typer.Typer(
     name="cloud",
@@ -68,7 +68,7 @@ def _print_json(payload: Any) -> None:
 
 
 def _status_text(status: str) -> Any:
-    from spotbot.cli import _status_text as styled  # imported late: spotbot.cli registers this module
+    from spotbot.entrypoints.cli import _status_text as styled  # imported late: spotbot.entrypoints.cli registers this module
     from spotbot.domain import JobStatus
 
     return styled(JobStatus(status)) if status in JobStatus.__members__ else status
@@ -213,7 +213,7 @@ def search_remote(
     as_json: JsonOption = False,
 ) -> None:
     """Search the tags in AWS (OpenSearch): full text with filters on bot, label and job, newest first."""
-    from spotbot.cli import _summarize_tags
+    from spotbot.entrypoints.cli import _summarize_tags
     from spotbot.domain import Tag
 
     client = _client(api, region)

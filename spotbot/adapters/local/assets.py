@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from spotbot.decoding import AssetError, too_large
+from spotbot.services.decoding import AssetError, too_large
 from spotbot.domain import AssetRef
 
 

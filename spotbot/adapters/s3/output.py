@@ -3,7 +3,7 @@
 The same layout and line format as LocalOutputStore. An S3 object cannot be appended to, so a part
 keeps the shard's lines in memory and every `append` uploads the whole part again with one
 PutObject. That keeps the worker's crash-safety contract as it is: `append` returns only once the
-lines are durable in S3, before the index marks their tasks DONE (spotbot/worker.py).
+lines are durable in S3, before the index marks their tasks DONE (spotbot/services/shard.py).
 
 Cost, bounded by the shard: a part holds at most one line per asset of its shard, and the worker
 appends once per flush (every write_batch records or write_interval_seconds), so a shard of N
@@ -21,8 +21,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from spotbot.adapters.local_output import encode_line  # one line format for both stores
-from spotbot.adapters.s3_assets import parse_s3_uri, s3_client
+from spotbot.adapters.local.output import encode_line  # one line format for both stores
+from spotbot.adapters.s3.assets import parse_s3_uri, s3_client
 from spotbot.domain import Job
 
 JSON_LINES = "application/x-ndjson; charset=utf-8"

@@ -64,7 +64,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from spotbot.adapters.s3_assets import parse_s3_uri
+from spotbot.adapters.s3.assets import parse_s3_uri
 from spotbot.bot import BUILTIN_CATALOGUE
 from spotbot.domain import AssetRef, Task, validate_job_id
 from spotbot.settings import Settings

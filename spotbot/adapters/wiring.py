@@ -4,33 +4,33 @@ from __future__ import annotations
 
 # Adapters are imported where they are chosen, so a Lambda that needs only S3 and OpenSearch
 # loads neither Pillow nor SQLite code.
-from spotbot.models import ModelRegistry, ModelStore
+from spotbot.services.models import ModelRegistry, ModelStore
 from spotbot.ports import AssetStore, OutputStore
 from spotbot.settings import Settings
 
 
 def open_asset_store(source: str, settings: Settings) -> AssetStore:
     if source.startswith("s3://"):
-        from spotbot.adapters.s3_assets import S3AssetStore
+        from spotbot.adapters.s3.assets import S3AssetStore
 
         return S3AssetStore(source, endpoint_url=settings.s3_endpoint_url)
-    from spotbot.adapters.local_assets import LocalAssetStore
+    from spotbot.adapters.local.assets import LocalAssetStore
 
     return LocalAssetStore(source)
 
 
 def open_output_store(output: str, settings: Settings | None = None) -> OutputStore:
     if output.startswith("s3://"):
-        from spotbot.adapters.s3_output import S3OutputStore
+        from spotbot.adapters.s3.output import S3OutputStore
 
         return S3OutputStore(output)
-    from spotbot.adapters.local_output import LocalOutputStore
+    from spotbot.adapters.local.output import LocalOutputStore
 
     return LocalOutputStore(output)
 
 
 def open_local_index(settings: Settings):  # -> SQLiteTagIndex
-    from spotbot.adapters.sqlite_index import SQLiteTagIndex
+    from spotbot.adapters.sqlite.index import SQLiteTagIndex
 
     return SQLiteTagIndex(settings.index_path)
 
@@ -53,7 +53,7 @@ def open_model_registry(settings: Settings, models: str | None = None) -> tuple[
 
 def open_cloud_index(settings: Settings):  # -> OpenSearchTagIndex
     """The OpenSearch tag index the Lambdas and Batch workers share."""
-    from spotbot.adapters.opensearch_index import OpenSearchTagIndex
+    from spotbot.adapters.opensearch.index import OpenSearchTagIndex
 
     if not settings.opensearch_endpoint:
         raise ValueError("SPOTBOT_OPENSEARCH_ENDPOINT is not set")
@@ -68,6 +68,6 @@ def open_cloud_index(settings: Settings):  # -> OpenSearchTagIndex
 
 def normalize_source(source: str) -> str:
     """The canonical form a job records its source in."""
-    from spotbot.adapters.local_assets import LocalAssetStore
+    from spotbot.adapters.local.assets import LocalAssetStore
 
     return source if source.startswith("s3://") else LocalAssetStore(source).source

@@ -1,7 +1,7 @@
 """The bot runtime that runs the model behind a SageMaker real-time endpoint (or a local `bots.serve`).
 
 `SageMakerRuntime(endpoint_name, bot_spec)` implements BotRuntime: the worker hands it decoded
-assets, it sends them with `sagemaker-runtime` InvokeEndpoint in the wire format of spotbot/wire.py
+assets, it sends them with `sagemaker-runtime` InvokeEndpoint in the wire format of spotbot/adapters/sagemaker/wire.py
 and returns the tags. The endpoint must serve the same bot (`python -m bots.serve --bot SPEC`).
 
 - bot_name, input_kind and batch_size come from the bot class (resolve_bot(bot_spec)); the bot's
@@ -36,7 +36,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, EndpointConnectionError
 
-from spotbot import wire
+from spotbot.adapters.sagemaker import wire
 from spotbot.bot import resolve_bot
 from spotbot.domain import Tag
 from spotbot.ports import RuntimeUnavailableError
