@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from spotbot.domain import AssetRef, Job, JobStatus, Tag, TagRecord, TaskStatus
 from spotbot.ports import SearchQuery, TaskOutcome
+from spotbot.services.planning import add_assets
 
 __all__ = [
     "refs",
@@ -47,12 +48,12 @@ def record(
 
 
 def test_add_assets_is_idempotent_and_resets_changed_assets(index):
-    assert index.add_assets("j", refs("a", "b", "c"), shard_size=2) == 3
-    assert index.add_assets("j", refs("a", "b", "c"), shard_size=2) == 0
+    assert add_assets(index, "j", refs("a", "b", "c"), shard_size=2) == 3
+    assert add_assets(index, "j", refs("a", "b", "c"), shard_size=2) == 0
     assert index.shards_with_work("j", (TaskStatus.PENDING,)) == [0, 1]
     index.record_outcomes([record("/src/a", [])], [TaskOutcome("/src/a", TaskStatus.DONE)], "j")
     # a new asset goes into a new shard; a changed one is pending again in its old shard
-    assert index.add_assets("j", refs("a", etag="e2") + refs("d"), shard_size=2) == 2
+    assert add_assets(index, "j", refs("a", etag="e2") + refs("d"), shard_size=2) == 2
     tasks = {t.asset: t for t in index.tasks_in_shard("j", 0) + index.tasks_in_shard("j", 2)}
     assert tasks["/src/a"].status is TaskStatus.PENDING and tasks["/src/a"].etag == "e2"
     assert tasks["/src/d"].shard == 2
@@ -60,7 +61,7 @@ def test_add_assets_is_idempotent_and_resets_changed_assets(index):
 
 
 def test_outcomes_count_attempts_and_keep_errors(index):
-    index.add_assets("j", refs("a", "b"), shard_size=10)
+    add_assets(index, "j", refs("a", "b"), shard_size=10)
     index.record_outcomes([], [TaskOutcome("/src/a", TaskStatus.FAILED, "corrupt")], "j")
     index.record_outcomes([], [TaskOutcome("/src/a", TaskStatus.FAILED, "still corrupt")], "j")
     (failed,) = index.failed_tasks("j")
@@ -69,7 +70,7 @@ def test_outcomes_count_attempts_and_keep_errors(index):
 
 
 def test_search_finds_chinese_substrings_and_filters(index):
-    index.add_assets("j", refs("sign.png", "r1.txt", "r2.txt"), shard_size=10)
+    add_assets(index, "j", refs("sign.png", "r1.txt", "r2.txt"), shard_size=10)
     records = [
         record("/src/sign.png", [Tag(label="text", score=0.99, text="欢迎光临本店")]),
         record("/src/r1.txt", [Tag(label="positive", score=0.9)], text="服务很好，价格便宜"),
@@ -92,7 +93,7 @@ def test_search_finds_chinese_substrings_and_filters(index):
 
 
 def test_retagging_replaces_the_record_and_its_search_text(index):
-    index.add_assets("j", refs("a"), shard_size=10)
+    add_assets(index, "j", refs("a"), shard_size=10)
     index.record_outcomes([record("/src/a", [Tag(label="old", score=1)], text="旧的文字")], [], "j")
     index.record_outcomes([record("/src/a", [Tag(label="new", score=1)], text="新的文字")], [], "j")
     assert [r.tags[0].label for r in index.tag_records("j")] == ["new"]
@@ -120,13 +121,13 @@ def test_jobs_are_saved_whole_and_listed_newest_first(index):
 
 
 def test_tasks_are_found_by_shard_and_status(index):
-    index.add_assets("j", refs("c", "a", "b", "e", "d"), shard_size=2)  # shards in scan order, tasks by asset
-    index.add_assets("other", refs("x"), shard_size=2)
-    assert [t.asset for t in index.tasks_in_shard("j", 0)] == ["/src/a", "/src/c"]
-    assert [t.asset for t in index.tasks_in_shard("j", 2)] == ["/src/d"]
+    add_assets(index, "j", refs("c", "a", "b", "e", "d"), shard_size=2)  # shards by uri (folder neighbours together)
+    add_assets(index, "other", refs("x"), shard_size=2)
+    assert [t.asset for t in index.tasks_in_shard("j", 0)] == ["/src/a", "/src/b"]
+    assert [t.asset for t in index.tasks_in_shard("j", 2)] == ["/src/e"]
     index.record_outcomes(
         [],
-        [TaskOutcome("/src/c", TaskStatus.DONE), TaskOutcome("/src/d", TaskStatus.FAILED, "bad")],
+        [TaskOutcome("/src/b", TaskStatus.DONE), TaskOutcome("/src/e", TaskStatus.FAILED, "bad")],
         "j",
     )
     assert index.shards_with_work("j", (TaskStatus.PENDING,)) == [0, 1]
@@ -139,7 +140,7 @@ def test_tasks_are_found_by_shard_and_status(index):
 
 
 def test_done_assets_are_those_whose_task_is_done(index):
-    index.add_assets("j", refs("a", "b", "c"), shard_size=10)
+    add_assets(index, "j", refs("a", "b", "c"), shard_size=10)
     index.record_outcomes(
         [record("/src/a", []), record("/src/b", [])],
         [TaskOutcome("/src/a", TaskStatus.DONE), TaskOutcome("/src/b", TaskStatus.SKIPPED)],
@@ -150,15 +151,15 @@ def test_done_assets_are_those_whose_task_is_done(index):
 
 
 def test_outcomes_of_unknown_assets_are_ignored(index):
-    index.add_assets("j", refs("a"), shard_size=10)
+    add_assets(index, "j", refs("a"), shard_size=10)
     index.record_outcomes([], [TaskOutcome("/src/zzz", TaskStatus.DONE)], "j")
     assert index.counts("j").model_dump() == {"total": 1, "pending": 1, "done": 0, "failed": 0, "skipped": 0}
 
 
 def test_counts_cover_every_status_and_only_the_job(index):
     assert index.counts("j").model_dump() == {"total": 0, "pending": 0, "done": 0, "failed": 0, "skipped": 0}
-    index.add_assets("j", refs("a", "b", "c", "d", "e"), shard_size=2)
-    index.add_assets("other", refs("a", "b"), shard_size=2)
+    add_assets(index, "j", refs("a", "b", "c", "d", "e"), shard_size=2)
+    add_assets(index, "other", refs("a", "b"), shard_size=2)
     index.record_outcomes(
         [],
         [

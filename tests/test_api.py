@@ -40,6 +40,7 @@ from spotbot.adapters.opensearch.index import OpenSearchTagIndex
 from spotbot.services.cloud_jobs import CloudJobs, decode_cursor, default_output, encode_cursor
 from spotbot.ports import TaskOutcome
 from spotbot.settings import Settings
+from spotbot.services.planning import add_assets
 from tests.index_contract import T0, record
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -329,7 +330,7 @@ def test_jobs_are_listed_newest_first_and_shown_with_counts_and_execution(cloud)
     time.sleep(0.01)
     second = call("POST", "/jobs", body={"source": "s3://assets/b", "bot": "sentiment", "job_id": "reviews-1"})[1]["job_id"]
     assets = [AssetRef(uri=f"s3://assets/b/{n}.txt", etag=n, size=1) for n in "xyz"]
-    cloud.index.add_assets(second, assets, shard_size=2)
+    add_assets(cloud.index, second, assets, shard_size=2)
     cloud.index.record_outcomes(
         [record("s3://assets/b/x.txt", [Tag(label="positive", score=0.9)], job=second)],
         [TaskOutcome("s3://assets/b/x.txt", TaskStatus.DONE), TaskOutcome("s3://assets/b/y.txt", TaskStatus.FAILED, "not UTF-8")],

@@ -27,6 +27,7 @@ from spotbot.adapters.opensearch.index import OpenSearchTagIndex
 from spotbot.adapters.s3.assets import S3AssetStore
 from spotbot.adapters.s3.output import S3OutputStore
 from spotbot.domain import Job, JobStatus, TaskStatus
+from spotbot.services.planning import add_assets
 from tests.conftest import REPO
 from tests.test_serving import start_server, stop_server
 
@@ -68,7 +69,7 @@ class Cloud:
     def seed(self, job_id: str, prefix: str, shard_size: int) -> int:
         """What the scanner does: a task per asset under the prefix, in shards."""
         assets = list(S3AssetStore(f"s3://{self.bucket}/{prefix}/", client=self.s3).scan((".txt",)))
-        return self.index.add_assets(job_id, assets, shard_size)
+        return add_assets(self.index, job_id, assets, shard_size)
 
     def env(self, job_id: str, bot: str, shard: int | None, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SPOTBOT_")}

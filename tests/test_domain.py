@@ -8,7 +8,13 @@ from spotbot.domain import (
     TagRecord,
     auto_shard_size,
     final_status,
-    plan_shards,
+    Job,
+    JobConflictError,
+    JobFinishedError,
+    Task,
+    TooManyShardsError,
+    plan_tasks,
+    shard_capacity,
     task_id,
     validate_job_id,
 )
@@ -18,12 +24,71 @@ def refs(n: int) -> list[AssetRef]:
     return [AssetRef(uri=f"/a/{i}.txt", etag="e", size=1) for i in range(n)]
 
 
-def test_plan_shards_deals_assets_in_order_into_numbered_shards():
-    planned = plan_shards(refs(7), shard_size=3, first_shard=2)
-    assert [shard for shard, _ in planned] == [2, 2, 2, 3, 3, 3, 4]
-    assert [a.uri for _, a in planned] == [f"/a/{i}.txt" for i in range(7)]
+def test_the_planner_deals_new_assets_by_uri_into_numbered_shards():
+    plan = plan_tasks("j", list(reversed(refs(7))), {}, next_shard=2, shard_size=3)
+    assert [(t.shard, t.asset) for t in plan.new] == [(2 + i // 3, f"/a/{i}.txt") for i in range(7)]
+    assert plan.next_shard == 5 and plan.changed == [] and plan.carry == []
     with pytest.raises(ValueError, match="at least 1"):
-        plan_shards(refs(1), shard_size=0)
+        plan_tasks("j", refs(1), {}, next_shard=0, shard_size=0)
+
+
+def test_the_planner_resets_changed_assets_in_their_shard_and_leaves_unchanged_ones():
+    known = {
+        "/a/0.txt": Task(job_id="j", asset="/a/0.txt", etag="e", shard=4, status="DONE"),
+        "/a/1.txt": Task(job_id="j", asset="/a/1.txt", etag="old", shard=7, status="DONE"),
+    }
+    plan = plan_tasks("j", refs(3) + refs(3), known, next_shard=9, shard_size=10)  # duplicates count once
+    assert [(t.asset, t.shard, t.status.value, t.etag) for t in plan.changed] == [("/a/1.txt", 7, "PENDING", "e")]
+    assert [(t.asset, t.shard) for t in plan.new] == [("/a/2.txt", 9)]
+    assert plan.unchanged == 1 and len(plan.tasks) == 2
+
+
+def test_a_scan_that_goes_on_carries_a_partial_shard_and_a_retried_call_replans_its_own_tasks():
+    plan = plan_tasks("j", refs(5), {}, next_shard=0, shard_size=2, final=False)
+    assert [t.shard for t in plan.new] == [0, 0, 1, 1] and [a.uri for a in plan.carry] == ["/a/4.txt"]
+    mine = {"/a/0.txt": Task(job_id="j", asset="/a/0.txt", etag="e", shard=3)}  # written by a failed attempt
+    again = plan_tasks("j", refs(1), mine, next_shard=3, shard_size=2, replan_from_shard=3)
+    assert [(t.asset, t.shard) for t in again.new] == [("/a/0.txt", 3)]
+
+
+def test_shards_grow_past_five_thousand_so_a_job_fits_one_batch_array():
+    assert shard_capacity(4_999, 500) == 500
+    assert shard_capacity(5_000, 500) == 1_000 and shard_capacity(6_000, 500) == 2_000
+    with pytest.raises(TooManyShardsError, match="more than 10000 shards"):
+        plan_tasks("j", refs(40), {}, next_shard=9_999, shard_size=1)  # shard 9,999 holds 32
+
+
+def job(**kw) -> Job:
+    return Job(job_id="j", bot="sentiment", source="/src", output="/out", workers=2, **kw)
+
+
+def test_a_job_runs_and_finishes_by_its_counts_or_its_error():
+    running = job().start(JobCounts(total=2, pending=2), workers=4, model_version="v1")
+    assert (running.status, running.workers, running.model_version) == (JobStatus.RUNNING, 4, "v1")
+    done = running.finish(JobCounts(total=2, done=1, failed=1))
+    assert done.status is JobStatus.PARTIAL and done.finished_at is not None and done.is_finished
+    failed = running.finish(JobCounts(total=2, done=2), error="States.Timeout: " + "x" * 5000)
+    assert failed.status is JobStatus.FAILED and failed.error.startswith("States.Timeout") and len(failed.error) == 4000
+    resumed = failed.start(JobCounts(total=2, done=2))
+    assert (resumed.status, resumed.finished_at, resumed.error) == (JobStatus.RUNNING, None, None)
+
+
+def test_a_cancelled_job_stays_cancelled_and_a_finished_one_cannot_be_cancelled():
+    cancelled = job().start(JobCounts(total=1, pending=1)).cancel()
+    assert cancelled.status is JobStatus.CANCELLED and cancelled.cancel() is cancelled
+    finalized = cancelled.finish(JobCounts(total=1, done=1))
+    assert finalized.status is JobStatus.CANCELLED and finalized.finished_at == cancelled.finished_at
+    with pytest.raises(JobFinishedError, match="has finished"):
+        job().finish(JobCounts(total=1, done=1)).cancel()
+
+
+def test_the_same_job_check_names_what_differs_and_the_endpoint_is_recorded():
+    job().check_same(bot="sentiment", source="/src", output="/out")
+    job().check_same(bot="sentiment", source="/src")  # no output named: any
+    with pytest.raises(JobConflictError, match="source '/src', not '/other'"):
+        job().check_same(bot="sentiment", source="/other")
+    assert job().record_endpoint("spotbot-x").endpoint_name == "spotbot-x"
+    assert job().record_endpoint("").endpoint_name is None
 
 
 def test_auto_shard_size_keeps_every_worker_busy_and_caps_size():

@@ -27,6 +27,7 @@ from spotbot.services.endpoints import EndpointBusyError, EndpointRequestError, 
 from spotbot.services.finalize import JobNotFoundError
 from spotbot.services.models import ModelError
 from spotbot.ports import TaskOutcome
+from spotbot.services.planning import add_assets
 
 ROLE = "arn:aws:iam::123456789012:role/spotbot-endpoints"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-detector:1.0"
@@ -306,7 +307,7 @@ def test_release_waits_for_an_endpoint_still_settling(index, sagemaker, monkeypa
 def seed(index: OpenSearchTagIndex, job_id: str, done: int, failed: int = 0, status: JobStatus = JobStatus.RUNNING) -> None:
     index.save_job(job(job_id, bot="sentiment", status=status))
     assets = [AssetRef(uri=f"s3://assets/{job_id}/{i}.txt", etag=f"e{i}", size=10) for i in range(done + failed + 1)]
-    index.add_assets(job_id, assets, shard_size=2)
+    add_assets(index, job_id, assets, shard_size=2)
     outcomes = [TaskOutcome(a.uri, TaskStatus.DONE) for a in assets[:done]]
     outcomes += [TaskOutcome(a.uri, TaskStatus.FAILED, "not UTF-8") for a in assets[done : done + failed]]
     outcomes.append(TaskOutcome(assets[-1].uri, TaskStatus.SKIPPED))

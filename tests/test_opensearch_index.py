@@ -22,6 +22,7 @@ from opensearchpy.exceptions import TransportError
 from spotbot.adapters.opensearch.index import MAX_BULK_BYTES, BulkError, BulkWriter, OpenSearchTagIndex
 from spotbot.domain import Job, Tag, TaskStatus, task_id
 from spotbot.ports import SearchQuery, TaskOutcome
+from spotbot.services.planning import add_assets
 from tests.index_contract import *  # noqa: F403 -- the shared contract tests run here against OpenSearch
 from tests.index_contract import T0, record, refs
 from tests.index_contract import test_search_words_match_as_whole_substrings as _whole_substrings
@@ -98,7 +99,7 @@ def recorded(osmem_clone):
 
 def test_ensure_indices_is_idempotent_and_maps_the_fields(index):
     index.ensure_indices()
-    index.add_assets("j", refs("a"), shard_size=1)
+    add_assets(index, "j", refs("a"), shard_size=1)
     index.ensure_indices()  # again, with data: nothing lost, nothing changed
     assert index.counts("j").total == 1
     mappings = index.client.indices.get_mapping(index="spotbot-*")
@@ -126,7 +127,7 @@ def test_a_prefix_names_separate_indices(osmem_clone):
     two = OpenSearchTagIndex.connect(osmem_clone.url, sigv4=False, prefix="two")
     for db in (one, two):
         db.ensure_indices()
-    one.add_assets("j", refs("a"), shard_size=1)
+    add_assets(one, "j", refs("a"), shard_size=1)
     assert (one.counts("j").total, two.counts("j").total) == (1, 0)
     assert one.client.indices.exists(index="one-tasks,one-tags,one-jobs,one-bots")
     with pytest.raises(ValueError):
@@ -135,7 +136,7 @@ def test_a_prefix_names_separate_indices(osmem_clone):
 
 def test_documents_are_keyed_by_stable_ids(index):
     index.save_job(Job(job_id="j", bot="b", source="/src", output="/out", workers=1))
-    index.add_assets("j", refs("a"), shard_size=1)
+    add_assets(index, "j", refs("a"), shard_size=1)
     index.record_outcomes([record("/src/a", [Tag(label="x", score=1)])], [TaskOutcome("/src/a", TaskStatus.DONE)], "j")
     doc_id = task_id("j", "/src/a")
     assert index.client.get(index="spotbot-tasks", id=doc_id)["_source"]["status"] == "DONE"
@@ -173,7 +174,7 @@ def test_bots_are_a_registry_keyed_by_name(index):
 
 def test_bulk_requests_stay_within_the_byte_budget(osmem_clone):
     db, transport = recording_index(osmem_clone.url, bulk_bytes=2048)
-    assert db.add_assets("j", refs(*(f"asset-{i:03}.png" for i in range(40))), shard_size=8) == 40
+    assert add_assets(db, "j", refs(*(f"asset-{i:03}.png" for i in range(40))), shard_size=8) == 40
     bodies = transport.bulk_bodies()
     assert len(bodies) > 3
     assert all(len(body) <= 2048 for body in bodies)
@@ -190,7 +191,7 @@ def test_bulk_requests_stay_within_the_byte_budget(osmem_clone):
 
 def test_one_bulk_request_under_the_default_budget(recorded):
     db, transport = recorded
-    db.add_assets("j", refs(*(f"{i}" for i in range(500))), shard_size=100)
+    add_assets(db, "j", refs(*(f"{i}" for i in range(500))), shard_size=100)
     assert len(transport.bulk_bodies()) == 1
 
 
@@ -205,7 +206,7 @@ def test_the_byte_budget_is_at_most_10_mib(index):
 def test_a_bulk_request_answered_429_is_retried_whole(recorded):
     db, transport = recorded
     transport.reject_bulks = 2
-    assert db.add_assets("j", refs("a", "b", "c"), shard_size=10) == 3
+    assert add_assets(db, "j", refs("a", "b", "c"), shard_size=10) == 3
     bodies = transport.bulk_bodies()
     assert len(bodies) == 3 and bodies[0] == bodies[1] == bodies[2]
     assert db.counts("j").pending == 3
@@ -213,7 +214,7 @@ def test_a_bulk_request_answered_429_is_retried_whole(recorded):
 
 def test_items_answered_429_are_retried_alone(recorded):
     db, transport = recorded
-    db.add_assets("j", refs("a", "b", "c"), shard_size=10)
+    add_assets(db, "j", refs("a", "b", "c"), shard_size=10)
     transport.requests.clear()
     transport.reject_first_item = 1
     outcomes = [TaskOutcome(f"/src/{n}", TaskStatus.DONE) for n in "abc"]
@@ -229,10 +230,10 @@ def test_rejections_that_never_end_fail_clearly(osmem_clone):
     db, transport = recording_index(osmem_clone.url, max_retries=2)
     transport.reject_first_item = 10
     with pytest.raises(BulkError, match=r"after 2 retries.*spotbot-tasks/[0-9a-f]{32}: 429"):
-        db.add_assets("j", refs("a"), shard_size=1)
+        add_assets(db, "j", refs("a"), shard_size=1)
     transport.reject_bulks = 10
     with pytest.raises(BulkError, match=r"after 2 retries: spotbot-tasks/[0-9a-f]{32}: 429 rejected_execution_exception"):
-        db.add_assets("j", refs("b"), shard_size=1)
+        add_assets(db, "j", refs("b"), shard_size=1)
     assert len(transport.bulk_bodies()) == 6
 
 
@@ -244,7 +245,7 @@ def test_other_item_errors_name_the_document_and_reason(recorded):
             writer.index("spotbot-tasks", "bad-task", {"job_id": "other", "surprise": 1})
     transport.fail_first_item = {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": "boom"}}
     with pytest.raises(BulkError, match=r"spotbot-tasks/[0-9a-f]{32}: 400 mapper_parsing_exception: boom"):
-        db.add_assets("j", refs("x"), shard_size=1)
+        add_assets(db, "j", refs("x"), shard_size=1)
 
 
 # reads: refresh, paging, aggregations
@@ -254,7 +255,7 @@ def test_reads_refresh_only_after_this_instances_writes_or_when_asked(recorded):
     db, transport = recorded
     db.search(SearchQuery(text="nothing"))
     assert transport.refreshes() == []  # nothing written: near-real-time is enough
-    db.add_assets("j", refs("a"), shard_size=1)
+    add_assets(db, "j", refs("a"), shard_size=1)
     assert transport.refreshes() == ["/spotbot-tasks/_refresh"]  # shards are planned right after
     db.record_outcomes([record("/src/a", [])], [TaskOutcome("/src/a", TaskStatus.DONE)], "j")
     transport.requests.clear()
@@ -331,11 +332,11 @@ def test_tag_records_pages_past_10000(index):
 
 def test_many_tasks_and_shards(index):
     assets = refs(*(f"{i:05}" for i in range(12_000)))
-    assert index.add_assets("j", assets, shard_size=10) == 12_000
-    assert index.add_assets("j", assets, shard_size=10) == 0  # every existing task found, past 10,000
+    assert add_assets(index, "j", assets, shard_size=10) == 12_000
+    assert add_assets(index, "j", assets, shard_size=10) == 0  # every existing task found, past 10,000
     shards = index.shards_with_work("j", (TaskStatus.PENDING,))
     assert shards == list(range(1200))
-    assert index.add_assets("j", refs("new"), shard_size=10) == 1
+    assert add_assets(index, "j", refs("new"), shard_size=10) == 1
     assert index.shards_with_work("j", (TaskStatus.PENDING,))[-1] == 1200
     assert index.counts("j").pending == 12_001
 

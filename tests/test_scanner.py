@@ -23,7 +23,7 @@ from moto.s3.models import s3_backends
 from lambdas.scanner.handler import handler
 from spotbot.adapters.opensearch.index import OpenSearchTagIndex
 from spotbot.bot import BUILTIN_BOTS, resolve_bot
-from spotbot.domain import AssetRef, TaskStatus
+from spotbot.domain import AssetRef, Task, TaskStatus, shard_capacity
 from spotbot.ports import TaskOutcome
 from spotbot.services.scanning import (
     BUILTIN_FILE_TYPES,
@@ -33,9 +33,7 @@ from spotbot.services.scanning import (
     ScanRequestError,
     SourceAccessDeniedError,
     SourceNotFoundError,
-    read_manifest,
     scan_assets,
-    shard_capacity,
     source_error,
     split_points,
 )
@@ -137,20 +135,6 @@ def run_scan(job_id: str, context: FakeContext | None = None, **more: Any) -> tu
         assert len(outputs) < 500, "the scan makes no progress"
 
 
-def manifests(s3, job_id: str) -> dict[int, list[str]]:
-    """Shard number -> the assets of its manifest."""
-    keys = [
-        item["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=WORK, Prefix=f"jobs/{job_id}/shards/")
-        for item in page.get("Contents", [])
-    ]
-    shards = {}
-    for key in keys:
-        shard = int(re.fullmatch(rf"jobs/{job_id}/shards/(\d{{5}})\.jsonl", key).group(1))
-        shards[shard] = [a.uri for a in read_manifest(s3, WORK, job_id, shard)]
-    return shards
-
-
 def indexed_tasks(index: OpenSearchTagIndex, job_id: str) -> dict[int, list[str]]:
     index.refresh()
     shards = index.shards_with_work(job_id, tuple(TaskStatus), consistent=True)
@@ -158,18 +142,15 @@ def indexed_tasks(index: OpenSearchTagIndex, job_id: str) -> dict[int, list[str]
 
 
 def assert_consistent(s3, index, job_id: str, output: dict[str, Any]) -> dict[int, list[str]]:
-    """Every asset exactly once, in a manifest and in the index under the same shard; shards dense from 0."""
-    in_manifests = manifests(s3, job_id)
-    assert sorted(in_manifests) == list(range(output["shards"]))
-    listed = [asset for assets in in_manifests.values() for asset in assets]
+    """Every asset exactly once in the index, under one shard; shards dense from 0; no manifests for nobody."""
+    tasks = indexed_tasks(index, job_id)
+    assert sorted(tasks) == list(range(output["shards"]))
+    listed = [asset for assets in tasks.values() for asset in assets]
     assert len(listed) == len(set(listed))
     assert sorted(listed) == EXPECTED
     assert output["assets"] == len(EXPECTED)
-    tasks = indexed_tasks(index, job_id)
-    assert {shard: sorted(assets) for shard, assets in tasks.items()} == {
-        shard: sorted(assets) for shard, assets in in_manifests.items()
-    }
-    return in_manifests
+    assert "Contents" not in s3.list_objects_v2(Bucket=WORK, Prefix=f"jobs/{job_id}/shards/")
+    return tasks
 
 
 # the built-in file types and the pure parts
@@ -250,10 +231,13 @@ def test_both_indexes_take_tasks_planned_by_the_scanner(kind, tmp_path, request)
         db = request.getfixturevalue("index")
     assert db.max_shard("j") is None and db.tasks_by_asset("j", ["s3://b/a"]) == {}
     refs = [AssetRef(uri=f"s3://b/{n}", etag="e1", size=1) for n in "abc"]
-    assert db.add_tasks("j", [(0, refs[0]), (0, refs[1]), (3, refs[2])]) == 3
+    def planned(shard: int, ref: AssetRef) -> Task:
+        return Task(job_id="j", asset=ref.uri, etag=ref.etag, shard=shard)
+
+    assert db.add_tasks([planned(0, refs[0]), planned(0, refs[1]), planned(3, refs[2])]) == 3
     assert db.max_shard("j") == 3 and db.max_shard("other") is None
     db.record_outcomes([], [TaskOutcome("s3://b/a", TaskStatus.DONE)], "j")
-    db.add_tasks("j", [(1, refs[1].model_copy(update={"etag": "e2"}))])  # replaces the task, PENDING again
+    db.add_tasks([planned(1, refs[1].model_copy(update={"etag": "e2"}))])  # replaces the task, PENDING again
     found = db.tasks_by_asset("j", ["s3://b/a", "s3://b/b", "s3://b/none"])
     assert {uri: (t.shard, t.etag, t.status) for uri, t in found.items()} == {
         "s3://b/a": (0, "e1", TaskStatus.DONE),
@@ -265,20 +249,15 @@ def test_both_indexes_take_tasks_planned_by_the_scanner(kind, tmp_path, request)
 # the handler against moto and osmem
 
 
-def test_scan_writes_manifests_and_tasks_for_the_bots_file_types(cloud_env, s3, index):
+def test_scan_writes_a_task_per_asset_of_the_bots_file_types(cloud_env, s3, index):
     output, outputs = run_scan("scan-tree")
     assert len(outputs) == 1 and output["done"] and output["continuation"] is None
     assert output["shards"] == math.ceil(len(EXPECTED) / 100)
-    in_manifests = assert_consistent(s3, index, "scan-tree", output)
-    assert all(len(assets) == 100 for shard, assets in in_manifests.items() if shard < output["shards"] - 1)
-    lines = [
-        json.loads(line)
-        for line in s3.get_object(Bucket=WORK, Key="jobs/scan-tree/shards/00000.jsonl")["Body"].read().decode().splitlines()
-    ]
-    assert set(lines[0]) == {"asset", "etag", "size"}
-    for line in lines:
-        head = s3.head_object(Bucket=SOURCE, Key=line["asset"].removeprefix(f"s3://{SOURCE}/"))
-        assert (line["etag"], line["size"]) == (head["ETag"].strip('"'), head["ContentLength"])
+    tasks = assert_consistent(s3, index, "scan-tree", output)
+    assert all(len(assets) == 100 for shard, assets in tasks.items() if shard < output["shards"] - 1)
+    for task in index.tasks_in_shard("scan-tree", 0, consistent=True):
+        head = s3.head_object(Bucket=SOURCE, Key=task.asset.removeprefix(f"s3://{SOURCE}/"))
+        assert task.etag == head["ETag"].strip('"')
     assert index.counts("scan-tree").pending == len(EXPECTED)
 
 
@@ -334,8 +313,7 @@ def test_scanning_a_job_again_adds_only_what_is_new_or_changed(cloud_env, s3, in
     assert index.counts("rescan").total == 31
     (task,) = index.tasks_by_asset("rescan", ["s3://rescan/in/05.png"]).values()
     assert task.etag == changed and task.shard == 0 and task.status == TaskStatus.PENDING
-    assert {a.uri: a.etag for a in read_manifest(s3, WORK, "rescan", 0)}["s3://rescan/in/05.png"] == changed
-    assert [a.uri for a in read_manifest(s3, WORK, "rescan", 4)] == ["s3://rescan/in/new.png"]
+    assert indexed_tasks(index, "rescan")[4] == ["s3://rescan/in/new.png"]
 
 
 def test_a_missing_bucket_or_a_bad_input_is_a_named_error(cloud_env):

@@ -38,6 +38,7 @@ from spotbot.ports import ShardWork
 from spotbot.settings import Settings
 from spotbot.adapters.wiring import open_model_registry
 from spotbot.services.shard import tag_shard
+from spotbot.services.planning import add_assets
 from tests.conftest import REPO, SAMPLES, read_parts
 
 FUSSY = "tests.support_bots:FussyBot"  # LengthBot, but raises on any batch holding "boom"
@@ -334,7 +335,7 @@ def run_shard(tmp_path: Path, source: Path, bot: str, runtime: SageMakerRuntime)
     index = SQLiteTagIndex(settings.index_path)
     store, out = LocalAssetStore(source), tmp_path / "out"
     index.save_job(Job(job_id="remote", bot=bot, source=store.source, output=str(out), workers=1))
-    index.add_assets("remote", list(store.scan(runtime_file_types(bot))), shard_size=1000)
+    add_assets(index, "remote", list(store.scan(runtime_file_types(bot))), shard_size=1000)
     work = ShardWork(job_id="remote", shard=0, bot=bot, source=store.source, output=str(out))
     result = tag_shard(work, index=index, store=store, output=LocalOutputStore(str(out)), runtime=runtime, settings=settings)
     return result, index, out / "remote"

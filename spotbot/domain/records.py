@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from spotbot.domain.errors import BadInputError
 
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")  # also a valid Step Functions execution name
 
@@ -115,22 +116,6 @@ class JobCounts(BaseModel):
         return cls(total=sum(counts.values()), **counts)
 
 
-class Job(BaseModel):
-    job_id: str
-    bot: str
-    source: str
-    output: str
-    workers: int
-    status: JobStatus = JobStatus.SUBMITTED
-    counts: JobCounts = Field(default_factory=JobCounts)
-    created_at: datetime = Field(default_factory=utc_now)
-    finished_at: datetime | None = None
-    execution_arn: str | None = None
-    model_version: str | None = None
-    endpoint_name: str | None = None  # the SageMaker endpoint the job's bot runs behind, if any
-    error: str | None = None  # why a FAILED job failed
-
-
 def task_id(job_id: str, asset: str) -> str:
     """Document id of a task: stable, so re-running a job addresses the same task."""
     return hashlib.sha256(f"{job_id}\0{asset}".encode()).hexdigest()[:32]
@@ -138,7 +123,7 @@ def task_id(job_id: str, asset: str) -> str:
 
 def validate_job_id(job_id: str) -> str:
     if not JOB_ID_PATTERN.match(job_id):
-        raise ValueError(
+        raise BadInputError(
             f"job id {job_id!r} is not valid: use 1-80 letters, digits, '-' or '_', starting with a letter or digit"
         )
     return job_id
@@ -149,48 +134,5 @@ def new_job_id(now: datetime | None = None) -> str:
     return f"job-{now:%Y%m%d-%H%M%S}-{hashlib.sha256(str(now.timestamp()).encode()).hexdigest()[:6]}"
 
 
-def auto_shard_size(asset_count: int, workers: int, max_shard_size: int = 1000) -> int:
-    """About four shards per worker, so the pool stays busy to the end; at most max_shard_size."""
-    return max(1, min(max_shard_size, math.ceil(asset_count / max(1, workers * 4))))
-
-
-def plan_shards(assets: list[AssetRef], shard_size: int, first_shard: int = 0) -> list[tuple[int, AssetRef]]:
-    """Deals assets, in order, into shards of shard_size, numbered from first_shard."""
-    if shard_size < 1:
-        raise ValueError(f"shard size must be at least 1, got {shard_size}")
-    return [(first_shard + i // shard_size, asset) for i, asset in enumerate(assets)]
-
-
-def final_status(counts: JobCounts) -> JobStatus:
-    """The status a finished job ends in, from its task counts."""
-    if counts.pending:
-        return JobStatus.FAILED if not counts.done else JobStatus.PARTIAL
-    if counts.failed and not (counts.done or counts.skipped):
-        return JobStatus.FAILED
-    if counts.failed:
-        return JobStatus.PARTIAL
-    return JobStatus.COMPLETED
-
-
 def tag_record_to_json(record: TagRecord) -> dict[str, Any]:
     return record.model_dump(mode="json", exclude_none=True)
-
-__all__ = [
-    "JOB_ID_PATTERN",
-    "utc_now",
-    "TaskStatus",
-    "JobStatus",
-    "Tag",
-    "AssetRef",
-    "Task",
-    "TagRecord",
-    "JobCounts",
-    "Job",
-    "task_id",
-    "validate_job_id",
-    "new_job_id",
-    "auto_shard_size",
-    "plan_shards",
-    "final_status",
-    "tag_record_to_json",
-]

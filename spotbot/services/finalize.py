@@ -1,7 +1,7 @@
 """Finalizing a cloud job (the "Finalize" step): its counts from the index, its final status, its summary.
 
-The status is the one the task counts give (domain.final_status), FAILED when the state machine
-caught an error (whose text the job keeps), and CANCELLED stays CANCELLED. The summary `_job.json`
+The status is the job's own rule (spotbot.domain.job.Job.finish): the task counts decide, FAILED
+when the state machine caught an error (whose text the job keeps), and CANCELLED stays CANCELLED. The summary `_job.json`
 goes beside the output (`<output>/<job_id>/_job.json`) before the job is saved, so a job that reads
 as finished always has its summary. Finalizing again (a retried step) gives the same answer.
 """
@@ -16,15 +16,15 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from spotbot.domain import Job, JobCounts, JobStatus, final_status, utc_now
+from spotbot.domain import Job, JobCounts, NotFoundError
+from spotbot.domain.job import MAX_ERROR_CHARS
 from spotbot.ports import OutputStore
 
 log = logging.getLogger(__name__)
 
-MAX_ERROR_CHARS = 4000  # of the caught error's text kept on the job
 
 
-class JobNotFoundError(LookupError):
+class JobNotFoundError(NotFoundError):
     """The job to finalize is not in the index."""
 
 
@@ -89,17 +89,8 @@ def finalize_job(
         raise JobNotFoundError(f"no job {request.job_id!r} in the index")
     counts = index.counts(request.job_id)
     error = request.error.text() if request.error else None
-    if job.status == JobStatus.CANCELLED:
-        status = JobStatus.CANCELLED
-    elif error is not None:
-        status = JobStatus.FAILED
-    else:
-        status = final_status(counts)
-    keeps_finish = status == JobStatus.CANCELLED and job.finished_at is not None  # cancelled when it was cancelled
-    finished = Job.model_validate(
-        job.model_dump()
-        | {"status": status, "counts": counts, "finished_at": job.finished_at if keeps_finish else utc_now(), "error": error}
-    )
+    finished = job.finish(counts, error=error)
+    status = finished.status
     summary = open_output(request.output or job.output).write_summary(finished)
     index.save_job(finished)
     log.info(

@@ -1,4 +1,4 @@
-"""Scan assets (the cloud path): list an S3 source in parallel, write shard manifests, index a task per asset.
+"""Scan assets (the cloud path): list an S3 source in parallel and index a task per asset.
 
 One call of `scan_assets` is one run of the state machine's "Scan assets" step. It stops on a time
 budget and hands back a continuation; the state machine loops until `done`.
@@ -25,22 +25,19 @@ each sub-folder becomes a range of its own). After one page of a range comes bac
   folder of N keys takes about log(N) rounds of parallel requests instead of N/1,000 in a row.
   Split points never contain a '/' past the folder, so they never cut a sub-folder in two.
 
-Shards. New assets are dealt into shards numbered densely after the job's highest shard; each shard
-gets a manifest `s3://<work_bucket>/jobs/<job_id>/shards/<n:05d>.jsonl` (one
-`{"asset", "etag", "size"}` line per asset), written before its tasks are indexed, so a task in the
-index always has its manifest. Shard size: the request's `shard_size`, default 500 (small
-enough that a Spot reclaim loses little work, big enough that loading the bot is paid rarely).
-The total is unknown until the listing ends, so the 10,000-child limit of a Batch array job is
-kept by growth instead of a cap computed up front: shards 0-4,999 hold `shard_size` assets, and
-from there the size doubles every 1,000 shards (33.5 million assets at 500 fit in 10,000 shards;
-more raises TooManyShardsError). Each call writes its last, partial shard too, so a job has at
-most one partial shard per call.
+Shards. Found assets are planned by the one planning rule (spotbot.domain.planning, which the local
+path uses too): new assets are dealt into shards numbered densely after the job's highest shard, an
+asset whose etag changed is PENDING again in its old shard. The worker reads its shard's tasks from
+the index; nothing else is written. Shard size: the request's `shard_size`, default 500 (small
+enough that a Spot reclaim loses little work, big enough that loading the bot is paid rarely). The
+total is unknown until the listing ends, so the 10,000-child limit of a Batch array job is kept by
+growth (domain.planning.shard_capacity) instead of a cap computed up front. Each call writes its
+last, partial shard too, so a job has at most one partial shard per call.
 
 Idempotence. Existing tasks are looked up by id (a multi-get of only the assets this call found; the
-cost of a call does not grow with the job). An asset whose task predates this scan keeps its shard
-(with a new etag it is PENDING again and its manifest line is rewritten); an asset whose task was
-written by this scan already can only come from a failed attempt of this same call, so it is
-planned again. Re-running a scan therefore never duplicates a task.
+cost of a call does not grow with the job). An asset whose task was written by this scan already can
+only come from a failed attempt of this same call, so it is planned again. Re-running a scan
+therefore never duplicates a task.
 
 Continuation. `{"v", "job_id", "call", "base_shard", "next_shard", "assets", "shard_size",
 "file_types", "work"}` where `work` is the list of ranges not yet listed; when that list is over
@@ -66,14 +63,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from spotbot.adapters.s3.assets import parse_s3_uri
 from spotbot.bot import BUILTIN_CATALOGUE
-from spotbot.domain import AssetRef, Task, validate_job_id
+from spotbot.domain import AssetRef, Task, TooManyShardsError, plan_tasks, validate_job_id
 from spotbot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-BATCH_ARRAY_MAX = 10_000  # children of one AWS Batch array job
 DEFAULT_SHARD_SIZE = 500
-FIXED_SIZE_SHARDS = 5_000  # shards of the requested size; after these, the size doubles every 1,000
 LAMBDA_SAFETY_MARGIN_S = 30.0  # time kept back from the Lambda's limit for the requests in flight and the last shard
 INLINE_WORK_BYTES = 32 * 1024  # a bigger work list goes to the work bucket (Step Functions state: 256 KB)
 CLASSIFY_BATCH = 5_000  # found assets looked up in the index at once
@@ -101,10 +96,6 @@ class SourceNotFoundError(ScanError):
 
 class SourceAccessDeniedError(ScanError):
     """The scanner may not list the source."""
-
-
-class TooManyShardsError(ScanError):
-    """The job would need more shards than one Batch array job can run."""
 
 
 # the request
@@ -166,35 +157,6 @@ def file_types_for(bot: str, registry: BotRegistry | None = None) -> tuple[str, 
 
 
 # shards
-
-
-def shard_capacity(shard: int, shard_size: int) -> int:
-    """How many assets shard number `shard` holds: shard_size, doubling every 1,000 shards after the first 5,000."""
-    if shard < FIXED_SIZE_SHARDS:
-        return shard_size
-    return shard_size * 2 ** ((shard - FIXED_SIZE_SHARDS) // 1000 + 1)
-
-
-def manifest_key(job_id: str, shard: int) -> str:
-    return f"jobs/{job_id}/shards/{shard:05d}.jsonl"
-
-
-def manifest_body(assets: Iterable[AssetRef]) -> bytes:
-    return "".join(
-        json.dumps({"asset": a.uri, "etag": a.etag, "size": a.size}, ensure_ascii=False) + "\n" for a in assets
-    ).encode()
-
-
-def read_manifest(s3: Any, work_bucket: str, job_id: str, shard: int) -> list[AssetRef]:
-    """The assets of one shard, as the scanner wrote them."""
-    body = s3.get_object(Bucket=work_bucket, Key=manifest_key(job_id, shard))["Body"].read().decode()
-    return [
-        AssetRef(uri=line["asset"], etag=line["etag"], size=line["size"])
-        for line in map(json.loads, body.splitlines())
-    ]
-
-
-# parallel listing
 
 
 def listing_s3_client(endpoint_url: str | None = None, max_pool_connections: int = 24) -> Any:
@@ -483,7 +445,7 @@ class ScanIndex(Protocol):
 
     def max_shard(self, job_id: str) -> int | None: ...
     def tasks_by_asset(self, job_id: str, assets: Iterable[str]) -> dict[str, Task]: ...
-    def add_tasks(self, job_id: str, planned: Iterable[tuple[int, AssetRef]]) -> int: ...
+    def add_tasks(self, tasks: Iterable[Task]) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -505,101 +467,45 @@ class ScanResult:
         }
 
 
-class _ShardWriter:
-    """Classifies found assets against the index and deals the new ones into shards: manifest, then tasks."""
+class _TaskWriter:
+    """Plans found assets against the index in batches (spotbot.domain.planning) and writes their tasks."""
 
-    def __init__(
-        self, s3: Any, index: ScanIndex, work_bucket: str, job_id: str, base_shard: int, next_shard: int, shard_size: int
-    ) -> None:
-        self.s3 = s3
+    def __init__(self, index: ScanIndex, job_id: str, base_shard: int, next_shard: int, shard_size: int) -> None:
         self.index = index
-        self.work_bucket = work_bucket
         self.job_id = job_id
         self.base_shard = base_shard
         self.next_shard = next_shard
         self.shard_size = shard_size
         self.found: dict[str, AssetRef] = {}
-        self.new: list[AssetRef] = []
+        self.carry: list[AssetRef] = []
         self.seen = 0
         self.tasks_written = 0
-        self.puts = ThreadPoolExecutor(max_workers=8, thread_name_prefix="manifest")
 
     def add(self, assets: list[AssetRef]) -> None:
         for asset in assets:
             self.found[asset.uri] = asset
         if len(self.found) >= CLASSIFY_BATCH:
-            self._classify()
-            self._write_shards(final=False)
+            self._plan(final=False)
 
     def finish(self) -> None:
-        self._classify()
-        self._write_shards(final=True)
+        self._plan(final=True)
 
-    def close(self) -> None:
-        self.puts.shutdown(wait=True)
-
-    def _classify(self) -> None:
+    def _plan(self, final: bool) -> None:
         found, self.found = self.found, {}
-        if not found:
-            return
         self.seen += len(found)
-        known = self.index.tasks_by_asset(self.job_id, found)
-        changed: dict[int, list[AssetRef]] = {}
-        for uri, asset in found.items():
-            task = known.get(uri)
-            if task is None or task.shard >= self.base_shard:  # new, or planned by a failed attempt of this call
-                self.new.append(asset)
-            elif task.etag != asset.etag:
-                changed.setdefault(task.shard, []).append(asset)
-        if changed:
-            self._rewrite_changed(changed)
-
-    def _write_shards(self, final: bool) -> None:
-        self.new.sort(key=lambda a: a.uri)  # neighbours in a folder share a shard
-        planned: list[tuple[int, list[AssetRef]]] = []
-        while self.new:
-            size = shard_capacity(self.next_shard, self.shard_size)
-            if len(self.new) < size and not final:
-                break
-            if self.next_shard >= BATCH_ARRAY_MAX:
-                raise TooManyShardsError(
-                    f"job {self.job_id} needs more than {BATCH_ARRAY_MAX} shards: give a larger shard_size "
-                    f"(now {self.shard_size}) or split the source into several jobs"
-                )
-            planned.append((self.next_shard, self.new[:size]))
-            self.new = self.new[size:]
-            self.next_shard += 1
-        if not planned:
-            return
-        # manifests first: a task in the index always has its manifest
-        for future in [self.puts.submit(self._put_manifest, shard, assets) for shard, assets in planned]:
-            future.result()
-        self.tasks_written += self.index.add_tasks(
-            self.job_id, [(shard, asset) for shard, assets in planned for asset in assets]
+        known = self.index.tasks_by_asset(self.job_id, list(found)) if found else {}
+        plan = plan_tasks(
+            self.job_id,
+            [*self.carry, *found.values()],
+            known,
+            next_shard=self.next_shard,
+            shard_size=self.shard_size,
+            final=final,
+            replan_from_shard=self.base_shard,  # tasks from a failed attempt of this call are planned again
         )
-
-    def _put_manifest(self, shard: int, assets: list[AssetRef]) -> None:
-        self.s3.put_object(
-            Bucket=self.work_bucket,
-            Key=manifest_key(self.job_id, shard),
-            Body=manifest_body(assets),
-            ContentType="application/x-ndjson",
-        )
-
-    def _rewrite_changed(self, changed: dict[int, list[AssetRef]]) -> None:
-        """Assets changed since an earlier scan keep their shard: new etag in its manifest, task PENDING again."""
-        for shard, assets in changed.items():
-            try:
-                lines = read_manifest(self.s3, self.work_bucket, self.job_id, shard)
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "NoSuchKey":
-                    raise
-                log.warning("no manifest for shard %d: writing its changed assets only", shard)
-                lines = []
-            updated = {a.uri: a for a in assets}
-            merged = [updated.pop(line.uri, line) for line in lines] + list(updated.values())
-            self._put_manifest(shard, merged)
-            self.tasks_written += self.index.add_tasks(self.job_id, [(shard, a) for a in assets])
+        self.carry, self.next_shard = plan.carry, plan.next_shard
+        if plan.tasks:
+            self.tasks_written += self.index.add_tasks(plan.tasks)
 
 
 def scan_assets(
@@ -645,15 +551,9 @@ def scan_assets(
         work = _load_work(s3, continuation)
 
     lister = ParallelLister(s3, bucket, tuple(state["file_types"]), settings.scan_parallelism)
-    writer = _ShardWriter(
-        s3, index, work_bucket, request.job_id, state["base_shard"], state["next_shard"], state["shard_size"]
-    )
-    try:
-        left = lister.run(work, writer.add, deadline)
-        writer.finish()
-    finally:
-        writer.close()
-
+    writer = _TaskWriter(index, request.job_id, state["base_shard"], state["next_shard"], state["shard_size"])
+    left = lister.run(work, writer.add, deadline)
+    writer.finish()
     state = {**state, "call": state["call"] + 1, "next_shard": writer.next_shard, "assets": state["assets"] + writer.seen}
     done = not left
     token = None if done else _save_work(s3, work_bucket, state, left, inline_work_bytes)

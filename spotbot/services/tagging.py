@@ -11,23 +11,19 @@ from pathlib import Path
 from spotbot.adapters.local.job_lock import job_lock
 from spotbot.bot import resolve_bot
 from spotbot.domain import (
+    BadInputError,
     Job,
     JobCounts,
-    JobStatus,
+    NotFoundError,
     TaskStatus,
     auto_shard_size,
-    final_status,
     new_job_id,
-    utc_now,
     validate_job_id,
 )
 from spotbot.services.models import ModelError, ModelRegistry
 from spotbot.ports import AssetStore, JobRunner, OutputStore, ShardWork, TagIndex
+from spotbot.services.planning import plan_assets
 from spotbot.settings import Settings
-
-
-class JobConflictError(ValueError):
-    """The job id exists with another bot, source or output."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +83,7 @@ def tag_assets(
     job_id = validate_job_id(request.job_id) if request.job_id else new_job_id()
     workers = request.workers or settings.workers
     if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+        raise BadInputError(f"workers must be at least 1, got {workers}")
     with job_lock(settings.locks_dir, job_id):
         job = index.get_job(job_id)
         model_version = model.version if model else bot_class.default_model_version()
@@ -101,19 +97,18 @@ def tag_assets(
                 model_version=model_version,
             )
         else:
-            _check_same_job(job, request, store.source, output.location)
-            job = job.model_copy(update={"workers": workers, "finished_at": None, "model_version": model_version})
+            job.check_same(bot=request.bot, source=store.source, output=output.location)
         index.save_job(job)
 
         on_progress("scan", index.counts(job_id))
         assets = list(store.scan(bot_class.file_types))
         shard_size = request.shard_size or auto_shard_size(len(assets), workers, settings.max_shard_size)
-        new_tasks = index.add_assets(job_id, assets, shard_size)
+        new_tasks = len(plan_assets(index, job_id, assets, shard_size).tasks)
 
         statuses = (TaskStatus.PENDING, TaskStatus.FAILED) if request.retry_failed else (TaskStatus.PENDING,)
         shards = index.shards_with_work(job_id, statuses)
         before = index.counts(job_id)
-        job = job.model_copy(update={"status": JobStatus.RUNNING, "counts": before})
+        job = job.start(before, workers=workers, model_version=model_version)
         index.save_job(job)
 
         threads = max(1, (os.cpu_count() or 1) // min(workers, max(1, len(shards))))
@@ -136,21 +131,13 @@ def tag_assets(
         try:
             outcome = runner_for(workers).run(work, on_tick=lambda: on_progress("tag", index.counts(job_id)))
         except BaseException:
-            counts = index.counts(job_id)
-            index.save_job(job.model_copy(update={"status": JobStatus.CANCELLED, "counts": counts}))
+            index.save_job(job.cancel(index.counts(job_id)))  # resumable: the same job id tags the rest
             raise
         tagging_seconds = time.monotonic() - tagging_started
 
         counts = index.counts(job_id)
         model_versions = {r.model_version for r in outcome.results if r.model_version}
-        job = job.model_copy(
-            update={
-                "status": final_status(counts),
-                "counts": counts,
-                "finished_at": utc_now(),
-                "model_version": ", ".join(sorted(model_versions)) or job.model_version,
-            }
-        )
+        job = job.finish(counts, model_version=", ".join(sorted(model_versions)))
         summary_path = output.write_summary(job)
         index.save_job(job)
         on_progress("done", counts)
@@ -166,19 +153,10 @@ def tag_assets(
     )
 
 
-def _check_same_job(job: Job, request: TagRequest, source: str, output: str) -> None:
-    for what, recorded, asked in (("bot", job.bot, request.bot), ("source", job.source, source), ("output", job.output, output)):
-        if recorded != asked:
-            raise JobConflictError(
-                f"job {job.job_id} exists with {what} {recorded!r}, not {asked!r}: "
-                "use the same values to resume it, or a new --job-id"
-            )
-
-
 def job_status(index: TagIndex, job_id: str) -> Job:
     job = index.get_job(job_id)
     if job is None:
-        raise LookupError(f"no job {job_id!r}; `spotbot jobs` lists the jobs")
+        raise NotFoundError(f"no job {job_id!r}; `spotbot jobs` lists the jobs")
     return job.model_copy(update={"counts": index.counts(job_id)})
 
 

@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 from opensearchpy import AWSV4SignerAuth, OpenSearch, RequestsHttpConnection
 from opensearchpy.exceptions import NotFoundError, RequestError, TransportError
 
-from spotbot.domain import AssetRef, Job, JobCounts, TagRecord, Task, TaskStatus, plan_shards, task_id, utc_now
+from spotbot.domain import AssetRef, Job, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
 from spotbot.ports import SearchHit, SearchQuery, TaskOutcome
 
 MiB = 1024 * 1024
@@ -496,44 +496,6 @@ class OpenSearchTagIndex:
 
     # tasks
 
-    def add_assets(self, job_id: str, assets: list[AssetRef], shard_size: int) -> int:
-        if shard_size < 1:
-            raise ValueError(f"shard size must be at least 1, got {shard_size}")
-        self._before_search(self.tasks_index, consistent=False)
-        known: dict[str, tuple[str, int]] = {}
-        last_shard: int | None = None
-        for hit in self._scan(
-            self.tasks_index,
-            {"term": {"job_id": job_id}},
-            [{"asset": "asc"}],
-            source=["asset", "etag", "shard"],
-            page_size=5000,
-        ):
-            doc = hit["_source"]
-            known[doc["asset"]] = (doc["etag"], doc["shard"])
-            last_shard = doc["shard"] if last_shard is None else max(last_shard, doc["shard"])
-        first_seen: dict[str, AssetRef] = {}
-        for asset in assets:
-            first_seen.setdefault(asset.uri, asset)
-        unique = list(first_seen.values())
-        changed = [a for a in unique if a.uri in known and known[a.uri][0] != a.etag]
-        new = [a for a in unique if a.uri not in known]
-        now = utc_now()
-
-        def docs() -> Iterator[tuple[str, str, dict[str, Any]]]:
-            for asset in changed:
-                task = Task(job_id=job_id, asset=asset.uri, etag=asset.etag, shard=known[asset.uri][1], updated_at=now)
-                yield self.tasks_index, task.id, task.model_dump(mode="json")
-            first = 0 if last_shard is None else last_shard + 1
-            for shard, asset in plan_shards(new, shard_size, first_shard=first):
-                task = Task(job_id=job_id, asset=asset.uri, etag=asset.etag, shard=shard, updated_at=now)
-                yield self.tasks_index, task.id, task.model_dump(mode="json")
-
-        self._write_all(docs())
-        if changed or new:
-            self.refresh(self.tasks_index)  # the caller plans shards from these tasks right away
-        return len(new) + len(changed)
-
     def shards_with_work(
         self, job_id: str, statuses: tuple[TaskStatus, ...], *, consistent: bool = False
     ) -> list[int]:
@@ -716,18 +678,13 @@ class OpenSearchTagIndex:
         ids = {task_id(job_id, asset): asset for asset in assets}
         return {ids[doc["_id"]]: Task.model_validate(doc["_source"]) for doc in self._mget(self.tasks_index, list(ids))}
 
-    def add_tasks(self, job_id: str, planned: Iterable[tuple[int, AssetRef]]) -> int:
-        """Writes a PENDING task per (shard, asset) as planned, replacing the asset's task if any; returns how many.
-
-        Unlike add_assets it reads nothing and does not refresh: its cost is that of the new tasks alone.
-        """
-        now = utc_now()
+    def add_tasks(self, tasks: Iterable[Task]) -> int:
+        """Writes each task as given (PENDING, planned by spotbot.domain.planning), replacing the asset's task."""
         written = 0
 
         def docs() -> Iterator[tuple[str, str, dict[str, Any]]]:
             nonlocal written
-            for shard, asset in planned:
-                task = Task(job_id=job_id, asset=asset.uri, etag=asset.etag, shard=shard, updated_at=now)
+            for task in tasks:
                 written += 1
                 yield self.tasks_index, task.id, task.model_dump(mode="json")
 

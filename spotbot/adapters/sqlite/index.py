@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from spotbot.domain import AssetRef, Job, JobCounts, TagRecord, Task, TaskStatus, plan_shards, task_id, utc_now
+from spotbot.domain import AssetRef, Job, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
 from spotbot.ports import SearchHit, SearchQuery, TaskOutcome
 
 SCHEMA = """
@@ -90,32 +90,6 @@ class SQLiteTagIndex:
         return [Job.model_validate_json(row[0]) for row in rows]
 
     # tasks
-
-    def add_assets(self, job_id: str, assets: list[AssetRef], shard_size: int) -> int:
-        with self._write():
-            known = {
-                asset: etag
-                for asset, etag in self.db.execute("SELECT asset, etag FROM tasks WHERE job_id = ?", (job_id,))
-            }
-            changed = [a for a in assets if a.uri in known and known[a.uri] != a.etag]
-            new = [a for a in assets if a.uri not in known]
-            now = utc_now().isoformat()
-            self.db.executemany(
-                "UPDATE tasks SET etag = ?, status = 'PENDING', attempts = 0, error = NULL, updated_at = ? "
-                "WHERE id = ?",
-                [(a.etag, now, task_id(job_id, a.uri)) for a in changed],
-            )
-            (last_shard,) = self.db.execute("SELECT MAX(shard) FROM tasks WHERE job_id = ?", (job_id,)).fetchone()
-            first = 0 if last_shard is None else last_shard + 1
-            self.db.executemany(
-                "INSERT INTO tasks (id, job_id, asset, etag, shard, status, attempts, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, 'PENDING', 0, ?)",
-                [
-                    (task_id(job_id, a.uri), job_id, a.uri, a.etag, shard, now)
-                    for shard, a in plan_shards(new, shard_size, first_shard=first)
-                ],
-            )
-        return len(new) + len(changed)
 
     def shards_with_work(self, job_id: str, statuses: tuple[TaskStatus, ...]) -> list[int]:
         marks = ",".join("?" * len(statuses))
@@ -229,8 +203,6 @@ class SQLiteTagIndex:
         params.append(query.limit)
         return [SearchHit(record=_tag_record(row), snippet=_snippet(row, terms)) for row in self.db.execute(sql, params)]
 
-    # tasks whose shards the caller plans (the same methods as OpenSearchTagIndex's)
-
     def max_shard(self, job_id: str) -> int | None:
         (last_shard,) = self.db.execute("SELECT MAX(shard) FROM tasks WHERE job_id = ?", (job_id,)).fetchone()
         return last_shard
@@ -249,9 +221,8 @@ class SQLiteTagIndex:
             found.update((row[1], _task(row)) for row in rows)
         return found
 
-    def add_tasks(self, job_id: str, planned: Iterable[tuple[int, AssetRef]]) -> int:
-        now = utc_now().isoformat()
-        rows = [(task_id(job_id, a.uri), job_id, a.uri, a.etag, shard, now) for shard, a in planned]
+    def add_tasks(self, tasks: Iterable[Task]) -> int:
+        rows = [(t.id, t.job_id, t.asset, t.etag, t.shard, t.updated_at.isoformat()) for t in tasks]
         with self._write():
             self.db.executemany(
                 "INSERT INTO tasks (id, job_id, asset, etag, shard, status, attempts, updated_at) "

@@ -87,7 +87,8 @@ def tag(
     from spotbot.adapters.local.job_lock import JobLockedError
     from spotbot.adapters.local.runner import BotLoadError, LocalPoolRunner
     from spotbot.bot import UnknownBotError, resolve_bot
-    from spotbot.services.tagging import JobConflictError, TagRequest, default_output_dir, tag_assets
+    from spotbot.domain import JobConflictError
+    from spotbot.services.tagging import TagRequest, default_output_dir, tag_assets
     from spotbot.services.models import ModelError
     from spotbot.adapters.wiring import open_asset_store, open_local_index, open_model_registry, open_output_store
 

@@ -1,0 +1,29 @@
+"""One error hierarchy for the whole library. Entry points map each kind to an exit code or HTTP status.
+
+- BadInputError: the caller asked for something that is not valid (exit 2, HTTP 400).
+- NotFoundError: what the caller named does not exist (exit 2, HTTP 404).
+- ConflictError: valid, but it clashes with what exists (exit 2 or 3, HTTP 409).
+- UnavailableError: something outside us is down or refusing; trying again later may work (exit 1, HTTP 503).
+"""
+
+from __future__ import annotations
+
+
+class SpotbotError(Exception):
+    """Every error the library raises on purpose; its message says what to do."""
+
+
+class BadInputError(SpotbotError, ValueError):
+    """The request, a setting or an argument is not valid."""
+
+
+class NotFoundError(SpotbotError, LookupError):
+    """The job, bot, model version or source named does not exist."""
+
+
+class ConflictError(SpotbotError, ValueError):
+    """Valid on its own, but it clashes with what exists (a job id taken by another job, a finished job)."""
+
+
+class UnavailableError(SpotbotError, RuntimeError):
+    """A service we depend on is down, refusing or out of time: a job-level condition, never an asset's fault."""
