@@ -55,7 +55,7 @@ from spotbot.adapters.local.in_process import InProcessRuntime
 from spotbot.adapters.s3.assets import S3AssetStore, parse_s3_uri
 from spotbot.adapters.s3.output import S3OutputStore
 from spotbot.adapters.sagemaker.runtime import SageMakerRuntime
-from spotbot.bot import UnknownBotError, resolve_bot
+from spotbot.services.bots import UnknownBotError, resolve_bot
 from spotbot.domain import validate_job_id
 from spotbot.services.models import ModelError
 from spotbot.ports import BotRuntime, ShardWork

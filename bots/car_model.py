@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image
 
-from spotbot.bot import IMAGE_TYPES, TrainableBot
+from spotbot.bot import TrainableBot
 from spotbot.domain import Tag
 from spotbot.domain.heads import HEAD_FILE, Head
 
@@ -184,14 +184,8 @@ def vehicle_tags(probs: np.ndarray) -> list[Tag]:
 # The bot
 
 
-class CarModelBot(TrainableBot):
-    name: ClassVar[str] = "car-model"
-    file_types: ClassVar[tuple[str, ...]] = IMAGE_TYPES
-    input_kind: ClassVar[str] = "image"
+class CarModelBot(TrainableBot, builtin="car-model"):
     batch_size: ClassVar[int] = 16
-    description: ClassVar[str] = (
-        "vehicles in photos: a vehicle score, the body type, and make/model when the model has a trained head"
-    )
 
     def __init__(self) -> None:
         self._backbone: CarBackbone | None = None

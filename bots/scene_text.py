@@ -8,17 +8,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from spotbot.bot import IMAGE_TYPES, Bot
+from spotbot.bot import Bot
 from spotbot.domain import Tag
 
 
 
-class SceneTextBot(Bot):
-    name: ClassVar[str] = "scene-text"
-    file_types: ClassVar[tuple[str, ...]] = IMAGE_TYPES
-    input_kind: ClassVar[str] = "image"
+class SceneTextBot(Bot, builtin="scene-text"):
     batch_size: ClassVar[int] = 4
-    description: ClassVar[str] = "Chinese and English text lines in images: text, score, box"
 
     def __init__(self, min_score: float = 0.5) -> None:
         self.min_score = min_score

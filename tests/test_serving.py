@@ -25,7 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from bots.serve import default_model_dir
+from spotbot.entrypoints.serving import default_model_dir
 from spotbot.adapters.sagemaker import wire
 from spotbot.adapters.local.in_process import InProcessRuntime
 from spotbot.adapters.local.assets import LocalAssetStore

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import shutil
 from pathlib import Path
 from typing import Any
 
 from spotbot.services.models import ARCHIVE, ModelError
+
+PACKAGED_MODELS_PACKAGE = "bots"  # its models/<bot>/<version>/model.tar.gz ship in the wheel
 
 
 class LocalModelStore:
@@ -92,9 +96,11 @@ class PackagedModelStore(LocalModelStore):
     """Versions that ship inside the package (bots/models): always there, lowest priority, read-only."""
 
     def __init__(self) -> None:
-        import bots
-
-        super().__init__(Path(bots.__file__).resolve().parent / "models")
+        # found, not imported: the library below the entry points does not import the bots package
+        spec = importlib.util.find_spec(PACKAGED_MODELS_PACKAGE)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelError(f"the {PACKAGED_MODELS_PACKAGE!r} package with the packaged model versions is not installed")
+        super().__init__(Path(list(spec.submodule_search_locations)[0]) / "models")
         self.location = "packaged"
 
     def publish(self, bot: str, version: str, archive: Path) -> str:

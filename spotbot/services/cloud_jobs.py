@@ -32,7 +32,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from spotbot.bot import BUILTIN_BOTS, BUILTIN_CATALOGUE
+from spotbot.services.bots import BUILTIN_BOTS
+from spotbot.domain.catalogue import BUILTIN_CATALOGUE
 from spotbot.domain import JOB_ID_PATTERN, Job, JobCounts, JobStatus, new_job_id, utc_now, validate_job_id
 from spotbot.ports import SearchHit, SearchQuery, TagIndex
 from spotbot.settings import Settings

@@ -9,7 +9,7 @@ from typing import Any
 
 from typing import TYPE_CHECKING
 
-from spotbot.bot import InputKind
+from spotbot.ports.bot import InputKind
 
 if TYPE_CHECKING:  # Pillow loads on the first image decoded: the Lambdas that raise AssetError never need it
     from PIL import Image

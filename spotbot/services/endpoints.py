@@ -32,7 +32,7 @@ from typing import Annotated, Any, Literal, Protocol
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from spotbot.bot import BUILTIN_BOTS, UnknownBotError
+from spotbot.services.bots import BUILTIN_BOTS, UnknownBotError
 from spotbot.domain import Job, JobStatus
 from spotbot.services.models import ARCHIVE, ModelError
 from spotbot.settings import Settings

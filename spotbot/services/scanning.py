@@ -62,7 +62,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from spotbot.adapters.s3.assets import parse_s3_uri
-from spotbot.bot import BUILTIN_CATALOGUE
+from spotbot.domain.catalogue import BUILTIN_CATALOGUE
 from spotbot.domain import AssetRef, Task, TooManyShardsError, plan_tasks, validate_job_id
 from spotbot.settings import Settings
 

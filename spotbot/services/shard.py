@@ -26,6 +26,7 @@ from spotbot.ports import (
     TagIndex,
     TaskOutcome,
 )
+from spotbot.services.predicting import BotFailure, predict_each
 from spotbot.settings import Settings
 
 
@@ -142,28 +143,21 @@ def _read_ahead(
 
 
 def _predict_batch(batch: list[tuple[Task, Any]], runtime: BotRuntime, writer: _ShardWriter, job_id: str) -> None:
-    try:
-        results = runtime.predict([decoded for _, decoded in batch])
-        records = [
-            TagRecord(
-                job_id=job_id,
-                bot=runtime.bot_name,
-                model_version=runtime.model_version,
-                asset=task.asset,
-                etag=task.etag,
-                tags=[t if isinstance(t, Tag) else Tag.model_validate(t) for t in (tags or [])],
-                text=decoded if isinstance(decoded, str) else None,
-            )
-            for (task, decoded), tags in zip(batch, results, strict=True)
-        ]
-    except RuntimeUnavailableError:
-        raise  # the endpoint is down, not the asset bad: the shard stops, and its retry tags these
-    except Exception as error:  # noqa: BLE001 - a bot error fails the asset that caused it, not the shard
-        if len(batch) > 1:  # find the asset the bot cannot take: the rest still gets tagged
-            for item in batch:
-                _predict_batch([item], runtime, writer, job_id)
-            return
-        writer.add(TaskOutcome(batch[0][0].asset, TaskStatus.FAILED, f"bot error: {type(error).__name__}: {error}"))
-        return
-    for record in records:
+    # RuntimeUnavailableError passes through: the endpoint is down, not the asset bad, so the shard stops
+    results = predict_each(
+        runtime.predict, [decoded for _, decoded in batch], bot_name=runtime.bot_name, passthrough=(RuntimeUnavailableError,)
+    )
+    for (task, decoded), tags in zip(batch, results, strict=True):
+        if isinstance(tags, BotFailure):
+            writer.add(TaskOutcome(task.asset, TaskStatus.FAILED, f"bot error: {tags.error}"))
+            continue
+        record = TagRecord(
+            job_id=job_id,
+            bot=runtime.bot_name,
+            model_version=runtime.model_version,
+            asset=task.asset,
+            etag=task.etag,
+            tags=tags,
+            text=decoded if isinstance(decoded, str) else None,
+        )
         writer.add(TaskOutcome(record.asset, TaskStatus.DONE), record)

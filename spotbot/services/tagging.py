@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spotbot.adapters.local.job_lock import job_lock
-from spotbot.bot import resolve_bot
+from spotbot.services.bots import resolve_bot
 from spotbot.domain import (
     BadInputError,
     Job,

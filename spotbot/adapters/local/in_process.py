@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from spotbot.bot import Bot, resolve_bot
+from spotbot.ports.bot import Bot
+from spotbot.services.bots import resolve_bot
 from spotbot.domain import Tag
 
 

@@ -37,7 +37,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, EndpointConnectionError
 
 from spotbot.adapters.sagemaker import wire
-from spotbot.bot import resolve_bot
+from spotbot.services.bots import resolve_bot
 from spotbot.domain import Tag
 from spotbot.ports import RuntimeUnavailableError
 

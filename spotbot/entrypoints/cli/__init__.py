@@ -86,7 +86,7 @@ def tag(
     """
     from spotbot.adapters.local.job_lock import JobLockedError
     from spotbot.adapters.local.runner import BotLoadError, LocalPoolRunner
-    from spotbot.bot import UnknownBotError, resolve_bot
+    from spotbot.services.bots import UnknownBotError, resolve_bot
     from spotbot.domain import JobConflictError
     from spotbot.services.tagging import TagRequest, default_output_dir, tag_assets
     from spotbot.services.models import ModelError
@@ -402,7 +402,7 @@ def _summarize_tags(tags: list) -> str:
 @app.command()
 def bots(models: ModelsOption = None, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """The built-in bots: name, file types, current model version and runtime."""
-    from spotbot.bot import builtin_bots
+    from spotbot.services.bots import builtin_bots
     from spotbot.adapters.wiring import open_model_registry
 
     registry, _ = open_model_registry(_settings(home), models)
@@ -433,7 +433,7 @@ def models_list(
     home: HomeOption = None,
 ) -> None:
     """Every model version, newest first, with its metrics and whether it is approved (the first approved one is current)."""
-    from spotbot.bot import BUILTIN_BOTS
+    from spotbot.services.bots import BUILTIN_BOTS
     from spotbot.adapters.wiring import open_model_registry
 
     registry, _ = open_model_registry(_settings(home), models)
