@@ -64,10 +64,3 @@ def open_cloud_index(settings: Settings):  # -> OpenSearchTagIndex
         prefix=settings.opensearch_prefix,
     )
     return index
-
-
-def normalize_source(source: str) -> str:
-    """The canonical form a job records its source in."""
-    from spotbot.adapters.local.assets import LocalAssetStore
-
-    return source if source.startswith("s3://") else LocalAssetStore(source).source

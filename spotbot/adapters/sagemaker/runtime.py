@@ -42,6 +42,7 @@ from spotbot.domain import Tag
 from spotbot.ports import RuntimeUnavailableError
 
 SAGEMAKER_MAX_PAYLOAD = 6_000_000  # bytes: SageMaker real-time InvokeEndpoint request limit
+DEFAULT_MAX_PAYLOAD = 5_500_000  # below SAGEMAKER_MAX_PAYLOAD: room for the JSON envelope and headers
 RETRYABLE_CODES = frozenset(
     {
         "ThrottlingException",
@@ -74,7 +75,7 @@ class SageMakerRuntime:
         endpoint_url: str | None = None,
         region: str | None = None,
         batch_size: int | None = None,
-        max_payload_bytes: int = 5_500_000,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
         max_attempts: int = 6,
         backoff_base_s: float = 0.2,
         backoff_cap_s: float = 20.0,
