@@ -16,7 +16,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks import nag
-from stacks.bundling import LAMBDA_RUNTIME, dependencies_code, handlers_code
+from stacks.bundling import dependencies_code, handlers_code
+from stacks.constants import LAMBDA_RUNTIME
 
 XRAY_REASON = "X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords accept no resource-level scope."
 
