@@ -98,7 +98,7 @@ class TaggingApi(Construct):
             description="Spot Tagging Bot: submit and watch tagging jobs, search tags, register bots",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             cloud_watch_role=account_role,  # AWS::ApiGateway::Account and its role: what execution logs need
-            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,  # account-wide: other APIs may log through it
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN if account_role else None,  # account-wide: kept
             default_method_options=method_options,
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE,
