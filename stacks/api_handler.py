@@ -12,9 +12,7 @@ from constructs import Construct
 from spotbot.settings import environment_for
 from stacks.compute import SpotCompute
 from stacks.constants import API_INTEGRATION_SECONDS
-from stacks.functions import SpotbotFunctions
-from stacks.search import AssetSearch
-from stacks.storage import AssetStorage
+from stacks.functions import StepServices
 from stacks.workflow import TaggingWorkflow
 
 
@@ -24,14 +22,13 @@ class JobApiHandler(Construct):
         scope: Construct,
         id: str,
         *,
-        functions: SpotbotFunctions,
-        storage: AssetStorage,
-        search: AssetSearch,
+        services: StepServices,
         compute: SpotCompute,
         workflow: TaggingWorkflow,
     ) -> None:
         super().__init__(scope, id)
-        self.function = functions.function(
+        storage, search = services.storage, services.search
+        self.function = services.functions.function(
             "api",
             description="The job API: submit, watch and cancel jobs, search tags, register bots",
             timeout=Duration.seconds(API_INTEGRATION_SECONDS),

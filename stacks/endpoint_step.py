@@ -11,9 +11,7 @@ from constructs import Construct
 
 from spotbot.settings import environment_for
 from stacks.endpoints import BotEndpoints
-from stacks.functions import SpotbotFunctions
-from stacks.search import AssetSearch
-from stacks.storage import AssetStorage
+from stacks.functions import StepServices
 
 
 class EndpointStep(Construct):
@@ -22,15 +20,14 @@ class EndpointStep(Construct):
         scope: Construct,
         id: str,
         *,
-        functions: SpotbotFunctions,
-        storage: AssetStorage,
-        search: AssetSearch,
+        services: StepServices,
         endpoints: BotEndpoints,
         builtin_bot_runtime: str,
         endpoint_instance_type: str,
     ) -> None:
         super().__init__(scope, id)
-        self.function = functions.function(
+        storage, search = services.storage, services.search
+        self.function = services.functions.function(
             "endpoint",
             description="Start, check and release a bot's SageMaker endpoint",
             timeout=Duration.minutes(2),

@@ -5,17 +5,14 @@ from __future__ import annotations
 from aws_cdk import Duration
 from constructs import Construct
 
-from stacks.functions import SpotbotFunctions
-from stacks.search import AssetSearch
-from stacks.storage import AssetStorage
+from stacks.functions import StepServices
 
 
 class FinalizeStep(Construct):
-    def __init__(
-        self, scope: Construct, id: str, *, functions: SpotbotFunctions, storage: AssetStorage, search: AssetSearch
-    ) -> None:
+    def __init__(self, scope: Construct, id: str, *, services: StepServices) -> None:
         super().__init__(scope, id)
-        self.function = functions.function(
+        storage, search = services.storage, services.search
+        self.function = services.functions.function(
             "finalize",
             description="Finalize the job: count outcomes, write _job.json, set the job status",
             timeout=Duration.minutes(5),

@@ -9,6 +9,10 @@ Docker is stacks/bundling.py.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from dataclasses import dataclass
+
 from aws_cdk import Duration, RemovalPolicy, Size
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
@@ -18,6 +22,10 @@ from constructs import Construct
 from stacks import nag
 from stacks.bundling import dependencies_code, handlers_code
 from stacks.constants import LAMBDA_RUNTIME
+
+if TYPE_CHECKING:
+    from stacks.search import AssetSearch
+    from stacks.storage import AssetStorage
 
 XRAY_REASON = "X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords accept no resource-level scope."
 
@@ -110,3 +118,12 @@ class SpotbotFunctions(Construct):
             "and the dependencies layer is built for 3.12.",
         )
         return function
+
+
+@dataclass(frozen=True)
+class StepServices:
+    """What every step's Lambda is made by (the shared function setup) and works on (buckets, index)."""
+
+    functions: SpotbotFunctions
+    storage: AssetStorage
+    search: AssetSearch

@@ -11,17 +11,14 @@ from constructs import Construct
 
 from spotbot.settings import environment_for
 from stacks.constants import SCAN_STEP_MINUTES, SCAN_TIME_BUDGET_SECONDS
-from stacks.functions import SpotbotFunctions
-from stacks.search import AssetSearch
-from stacks.storage import AssetStorage
+from stacks.functions import StepServices
 
 
 class ScanStep(Construct):
-    def __init__(
-        self, scope: Construct, id: str, *, functions: SpotbotFunctions, storage: AssetStorage, search: AssetSearch
-    ) -> None:
+    def __init__(self, scope: Construct, id: str, *, services: StepServices) -> None:
         super().__init__(scope, id)
-        self.function = functions.function(
+        storage, search = services.storage, services.search
+        self.function = services.functions.function(
             "scanner",
             description="Scan assets: list the source into shard manifests and task documents",
             timeout=Duration.minutes(SCAN_STEP_MINUTES),

@@ -21,7 +21,7 @@ from stacks.constants import LAMBDA_HOME, METRICS_NAMESPACE
 from stacks.endpoint_step import EndpointStep
 from stacks.endpoints import BotEndpoints
 from stacks.finalize_step import FinalizeStep
-from stacks.functions import SpotbotFunctions
+from stacks.functions import SpotbotFunctions, StepServices
 from stacks.network import SpotbotNetwork
 from stacks.registry import ModelRegistry
 from stacks.scan_step import ScanStep
@@ -108,12 +108,13 @@ class TaggingStack(Stack):
             bundle=config.bundle_lambdas,
             log_retention=retention,
         )
-        scan = ScanStep(self, "ScanStep", functions=functions, storage=storage, search=search)
+        services = StepServices(functions=functions, storage=storage, search=search)
+        scan = ScanStep(self, "ScanStep", services=services)
         endpoint = EndpointStep(
-            self, "EndpointStep", functions=functions, storage=storage, search=search, endpoints=endpoints,
+            self, "EndpointStep", services=services, endpoints=endpoints,
             builtin_bot_runtime=config.builtin_bot_runtime, endpoint_instance_type=config.endpoint_instance_type,
         )  # fmt: skip
-        finalize = FinalizeStep(self, "FinalizeStep", functions=functions, storage=storage, search=search)
+        finalize = FinalizeStep(self, "FinalizeStep", services=services)
         search.allow_from(functions.security_group, compute.security_group)
 
         workflow = TaggingWorkflow(
@@ -122,9 +123,7 @@ class TaggingStack(Stack):
             batch_timeout=Duration.hours(config.execution_timeout_hours - 1), endpoint_max_polls=config.endpoint_max_polls,
             log_retention=retention,
         )  # fmt: skip
-        handler = JobApiHandler(
-            self, "JobApiHandler", functions=functions, storage=storage, search=search, compute=compute, workflow=workflow
-        )
+        handler = JobApiHandler(self, "JobApiHandler", services=services, compute=compute, workflow=workflow)
         api = TaggingApi(
             self,
             "Api",
