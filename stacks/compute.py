@@ -217,8 +217,11 @@ class SpotCompute(Construct):
         """SubmitJob (tagged) on this queue with these job definitions, and TerminateJob and DescribeJobs
         on this stack's jobs: what `batch:submitJob.sync` needs (it terminates when an execution stops)."""
         jobs = self._jobs_arn
-        grant = iam.Grant.add_to_principal(grantee=grantee, actions=["batch:TagResource"], resource_arns=[jobs],
-                                           conditions={"StringEquals": {"batch:CreateAction": "SubmitJob"}})  # fmt: skip
+        stack_tag = {f"aws:RequestTag/{JOB_TAG}": Stack.of(self).stack_name}
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee, actions=["batch:TagResource"], resource_arns=[jobs],  # tags given to SubmitJob
+            conditions={"StringEquals": stack_tag, "ForAllValues:StringEquals": {"aws:TagKeys": [JOB_TAG]}},
+        )  # fmt: skip
         for definition in self.job_definitions.values():
             definition.grant_submit_job(grantee, self.job_queue)  # returns no Grant (aws-batch's L2)
         grant = grant.combine(self._grant_terminate(grantee))

@@ -277,7 +277,8 @@ def test_batch_jobs_may_be_terminated_only_when_tagged_with_this_stack(resources
         (statement,) = [s for s in role_policy(resources, role) if "batch:TerminateJob" in as_list(s["Action"])]
         assert statement["Condition"] == {"StringEquals": {f"aws:ResourceTag/{JOB_TAG}": "SpotTaggingBot"}}, role
     (tagging,) = [s for s in role_policy(resources, "WorkflowTagAssetsRole") if "batch:TagResource" in as_list(s["Action"])]
-    assert tagging["Condition"] == {"StringEquals": {"batch:CreateAction": "SubmitJob"}}
+    assert tagging["Condition"] == {"StringEquals": {f"aws:RequestTag/{JOB_TAG}": "SpotTaggingBot"},
+                                    "ForAllValues:StringEquals": {"aws:TagKeys": [JOB_TAG]}}  # only this one tag
 
 
 # the state machine
