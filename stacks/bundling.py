@@ -226,13 +226,18 @@ def dependencies_code(*, install: bool) -> lambda_.Code:
                 encoding="utf-8",
             )
             return
-        subprocess.run(pip_install_command(site, requirements), check=True, env={**os.environ, "PIP_NO_INPUT": "1"})
-        shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts: nothing runs them in Lambda
-        for cache in site.rglob("__pycache__"):
-            shutil.rmtree(cache, ignore_errors=True)
-        check_layer_size(site)
+        install_layer(site, requirements)
 
     return _bundled_asset(bundle, asset_hash)
+
+
+def install_layer(site: Path, requirements: list[str]) -> int:
+    """pip-installs the pinned requirements for the Lambda platform into `site`; its size, checked."""
+    subprocess.run(pip_install_command(site, requirements), check=True, env={**os.environ, "PIP_NO_INPUT": "1"})
+    shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts: nothing runs them in Lambda
+    for cache in site.rglob("__pycache__"):
+        shutil.rmtree(cache, ignore_errors=True)
+    return check_layer_size(site)
 
 
 def check_layer_size(site: Path, limit: int = LAYER_LIMIT_BYTES) -> int:
