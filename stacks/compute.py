@@ -30,6 +30,7 @@ from constructs import Construct
 from stacks import nag
 from stacks.bundling import repository_image
 from stacks.constants import DEFAULT_JOB_DEFINITION, JOB_TAG, SPOT_STOP_TIMEOUT_SECONDS, WORKER_DOCKERFILE
+from stacks.network import SpotbotNetwork
 
 THREADS_VARIABLE = "SPOTBOT_THREADS"  # read by batch_jobs/worker.py itself (not a Settings field): threads per worker
 TRANSIENT_EXIT_CODE = "1"  # batch_jobs/worker.py: an unexpected error; the shard is idempotent, so try again
@@ -63,8 +64,7 @@ class SpotCompute(Construct):
         scope: Construct,
         id: str,
         *,
-        vpc: ec2.IVpc,
-        subnets: ec2.SubnetSelection,
+        network: SpotbotNetwork,
         environment: dict[str, str],
         bots: tuple[str, ...],
         instance_types: tuple[str, ...],
@@ -81,6 +81,7 @@ class SpotCompute(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, id)
+        vpc, subnets = network.vpc, network.private_subnets
         self.security_group = ec2.SecurityGroup(
             self, "SecurityGroup", vpc=vpc, description="Spot workers: out to S3, OpenSearch, ECR and SageMaker",
             allow_all_outbound=True,

@@ -22,6 +22,7 @@ from constructs import Construct
 from stacks import nag
 from stacks.bundling import dependencies_code, handlers_code
 from stacks.constants import LAMBDA_RUNTIME
+from stacks.network import SpotbotNetwork
 
 if TYPE_CHECKING:
     from stacks.search import AssetSearch
@@ -36,14 +37,14 @@ class SpotbotFunctions(Construct):
         scope: Construct,
         id: str,
         *,
-        vpc: ec2.IVpc,
-        subnets: ec2.SubnetSelection,
+        network: SpotbotNetwork,
         environment: dict[str, str],
         bundle: bool = True,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, id)
-        self.vpc, self.subnets, self.environment, self.log_retention = vpc, subnets, dict(environment), log_retention
+        self.vpc, self.subnets = network.vpc, network.private_subnets
+        self.environment, self.log_retention = dict(environment), log_retention
         self.layer = lambda_.LayerVersion(
             self,
             "Dependencies",
@@ -54,7 +55,7 @@ class SpotbotFunctions(Construct):
         )
         self.code = handlers_code()
         self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, description="spotbot Lambdas: out to OpenSearch and AWS APIs",
+            self, "SecurityGroup", vpc=self.vpc, description="spotbot Lambdas: out to OpenSearch and AWS APIs",
             allow_all_outbound=True,
         )  # fmt: skip
         self.functions: dict[str, lambda_.Function] = {}

@@ -28,6 +28,7 @@ from aws_cdk import aws_opensearchservice as opensearch
 from constructs import Construct
 
 from stacks import nag
+from stacks.network import SpotbotNetwork
 
 ENGINE = opensearch.EngineVersion.OPENSEARCH_2_19
 READ_ACTIONS = ("es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost")  # POST: _search, _mget, _count
@@ -41,14 +42,14 @@ class AssetSearch(Construct):
         scope: Construct,
         id: str,
         *,
-        vpc: ec2.IVpc,
-        subnets: list[ec2.ISubnet],
+        network: SpotbotNetwork,
         instance_type: str = "t3.medium.search",
         instance_count: int = 2,
         volume_gb: int = 20,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, id)
+        vpc, subnets = network.vpc, network.vpc.private_subnets
         zone_awareness = instance_count >= 2
         # named, so the access policy and the logs policy can name the domain without a circular reference
         self.domain_name = f"spotbot-{Names.unique_id(self)[-8:].lower()}"

@@ -51,8 +51,7 @@ class TaggingStack(Stack):
         search = AssetSearch(
             self,
             "Search",
-            vpc=network.vpc,
-            subnets=network.vpc.private_subnets,
+            network=network,
             instance_type=config.opensearch_instance_type,
             instance_count=config.opensearch_instance_count,
             volume_gb=config.opensearch_volume_gb,
@@ -68,8 +67,7 @@ class TaggingStack(Stack):
         compute = SpotCompute(
             self,
             "Compute",
-            vpc=network.vpc,
-            subnets=network.private_subnets,
+            network=network,
             environment=shared_settings,
             bots=config.bots,
             instance_types=config.instance_types,
@@ -101,8 +99,7 @@ class TaggingStack(Stack):
         functions = SpotbotFunctions(
             self,
             "Functions",
-            vpc=network.vpc,
-            subnets=network.private_subnets,
+            network=network,
             environment={**shared_settings, **environment_for(home=LAMBDA_HOME),
                          "POWERTOOLS_LOG_LEVEL": "INFO", "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE},  # fmt: skip
             bundle=config.bundle_lambdas,
