@@ -106,7 +106,7 @@ def _batch(job_queue: str, job_definition: str | None, array: bool, timeout_seco
         "Resource": "arn:aws:states:::batch:submitJob.sync",
         "Parameters": parameters,
         "ResultPath": None,  # the job's own retry strategy handles Spot reclaims (Host EC2*) and exit code 1
-        "TimeoutSeconds": timeout_seconds,  # Step Functions terminates the Batch job when this passes
+        "TimeoutSeconds": timeout_seconds,  # then Step Functions stops the Batch job (best effort; attempts time out too)
         "Retry": SUBMIT_RETRY,
         "Catch": CATCH_ALL,
         "Next": "Finalize the job",
