@@ -8,10 +8,11 @@
   image, with the retry strategy the worker's exit codes are made for: retry when the instance was
   reclaimed (status reason `Host EC2*`) or the worker hit a transient failure (exit code 1; shards
   are idempotent), exit on anything else (2: misconfigured, 143: terminated); and an attempt timeout.
-- A launch template for the instances: Spot instance draining on (the ECS agent stops tasks on the
-  two-minute notice, so the worker's SIGTERM path runs) with a stop timeout covering one
-  micro-batch, and IMDSv2 only with a hop limit of 1, so job containers (bridge network) cannot
-  reach the instance role's credentials.
+- A launch template for the instances: Spot instance draining on (on the two-minute notice the ECS
+  agent marks the instance DRAINING, so no new shard starts on it) and a container stop timeout
+  covering one micro-batch (SPOT_STOP_TIMEOUT_SECONDS: SIGTERM to SIGKILL, so the worker's SIGTERM
+  path flushes its batch before the instance goes); IMDSv2 only with a hop limit of 1, so job
+  containers (bridge network) cannot reach the instance role's credentials.
 - The job queue cancels jobs stuck RUNNABLE: when no instance can ever fit them (10 minutes) or
   Spot and on-demand capacity stays short (`runnable_timeout`). Jobs waiting only because the
   environments are at their vCPU maximum are left waiting: that is how a large array job runs.
