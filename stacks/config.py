@@ -18,7 +18,14 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Node
 
 from spotbot.bot import BUILTIN_CATALOGUE
-from stacks.constants import BOT_RUNTIMES, ECS_RESERVED_MEMORY_MIB, IN_CONTAINER, WORKER_DOCKERFILE, WORKER_IMAGE_HAS_GPU_RUNTIME
+from stacks.constants import (
+    BOT_RUNTIMES,
+    DEFAULT_ENDPOINT_INSTANCE_TYPE,
+    ECS_RESERVED_MEMORY_MIB,
+    IN_CONTAINER,
+    WORKER_DOCKERFILE,
+    WORKER_IMAGE_HAS_GPU_RUNTIME,
+)
 
 BUILTIN_BOT_NAMES = tuple(BUILTIN_CATALOGUE)
 DEFAULT_BOTS = BUILTIN_BOT_NAMES
@@ -65,7 +72,7 @@ class TaggingConfig:
     opensearch_volume_gb: int = 20
     # bot endpoints
     builtin_bot_runtime: str = IN_CONTAINER  # or "sagemaker-endpoint"
-    endpoint_instance_type: str = "ml.m5.large"
+    endpoint_instance_type: str = DEFAULT_ENDPOINT_INSTANCE_TYPE
     endpoint_instance_types: tuple[str, ...] = ()  # what endpoint configs may ask for; default: endpoint_instance_type
     endpoint_max_polls: int = 60  # "Check the endpoint" this many times (x 30 s) at most, then the job fails
     bot_image_repositories: tuple[str, ...] = ()  # ECR repositories of your own bots' images

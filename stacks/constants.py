@@ -7,12 +7,16 @@ What another layer owns is imported from it, not repeated here: the bot catalogu
 
 from __future__ import annotations
 
+from typing import get_args
+
 from aws_cdk import aws_lambda as lambda_
 
-# bot runtimes (spotbot.settings.Settings.builtin_bot_runtime)
-IN_CONTAINER = "in-container"
-SAGEMAKER_ENDPOINT = "sagemaker-endpoint"
-BOT_RUNTIMES = (IN_CONTAINER, SAGEMAKER_ENDPOINT)
+from spotbot.settings import Settings
+
+# bot runtimes and endpoint defaults: the Settings fields the endpoint Lambda reads them into
+BOT_RUNTIMES: tuple[str, ...] = get_args(Settings.model_fields["builtin_bot_runtime"].annotation)
+IN_CONTAINER: str = Settings.model_fields["builtin_bot_runtime"].default
+DEFAULT_ENDPOINT_INSTANCE_TYPE: str = Settings.model_fields["endpoint_instance_type"].default
 
 # Lambda
 LAMBDA_PYTHON = "3.12"
@@ -21,7 +25,7 @@ LAMBDA_HOME = "/tmp/spotbot"  # SPOTBOT_HOME: the model cache; /tmp is a Lambda'
 METRICS_NAMESPACE = "SpotTaggingBot"
 API_INTEGRATION_SECONDS = 29  # API Gateway's integration limit
 SCAN_STEP_MINUTES = 15  # Lambda's limit; the scanner hands on a token after SCAN_TIME_BUDGET_SECONDS
-SCAN_TIME_BUDGET_SECONDS = 600
+SCAN_TIME_BUDGET_SECONDS = 600  # well inside SCAN_STEP_MINUTES: the listing hands on a token
 
 # S3 layout
 JOBS_PREFIX = "jobs/"  # shard manifests: jobs/<id>/shards/<n>.jsonl (spotbot.scanning)

@@ -20,7 +20,7 @@ from constructs import Construct
 
 from stacks import nag
 from stacks.bundling import repository_image
-from stacks.constants import ENDPOINT_NAME_PREFIX, MODELS_PREFIX, SERVING_DOCKERFILE
+from stacks.constants import DEFAULT_ENDPOINT_INSTANCE_TYPE, ENDPOINT_NAME_PREFIX, MODELS_PREFIX, SERVING_DOCKERFILE
 
 LIFECYCLE_ACTIONS = (
     "sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel",
@@ -39,7 +39,7 @@ class BotEndpoints(Construct):
         models_bucket: s3.IBucket,
         models_prefix: str = MODELS_PREFIX,
         bot_image_repositories: tuple[str, ...] = (),
-        instance_types: tuple[str, ...] = ("ml.m5.large",),
+        instance_types: tuple[str, ...] = (DEFAULT_ENDPOINT_INSTANCE_TYPE,),
     ) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
