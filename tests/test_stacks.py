@@ -19,7 +19,13 @@ from aws_cdk.assertions import Match, Template
 from spotbot.settings import environment_for
 from spotbot.workflow import RELEASE_AFTER_FAILURE, state_names
 from stacks import create_app
-from stacks.bundling import LEFT_OUT_OF_LAMBDAS, direct_lambda_requirements, frozen_lambda_requirements, lambda_requirements
+from stacks.bundling import (
+    LEFT_OUT_OF_LAMBDAS,
+    direct_lambda_requirements,
+    dockerfile_sources,
+    frozen_lambda_requirements,
+    lambda_requirements,
+)
 from stacks.config import BUILTIN_BOT_NAMES, ConfigError, TaggingConfig
 from stacks.constants import ECS_RESERVED_MEMORY_MIB, JOB_TAG
 from stacks.workflow import definition_with_placeholders
@@ -235,6 +241,13 @@ def copy_sources(dockerfile: Path) -> list[str]:
         if words and words[0].upper() in ("COPY", "ADD") and not any(w.startswith("--from") for w in words):
             sources += [w for w in words[1:] if not w.startswith("--")][:-1]
     return sources
+
+
+@pytest.mark.parametrize("dockerfile", ["batch_jobs/Dockerfile", "bots/Dockerfile", "training/Dockerfile"])
+def test_an_image_context_is_what_its_dockerfile_copies(dockerfile):
+    sources = dockerfile_sources(dockerfile)
+    assert list(sources) == list(dict.fromkeys(copy_sources(REPO / dockerfile)))
+    assert {"docker/spotbot-image.sh", "pyproject.toml", "spotbot", "bots", "training"} <= set(sources)
 
 
 def test_each_staged_image_context_holds_every_copy_source_of_its_dockerfile(synthesized):
