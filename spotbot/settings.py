@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Literal
@@ -66,3 +67,27 @@ class Settings(BaseSettings):
     @property
     def locks_dir(self) -> Path:
         return self.home.expanduser() / "locks"
+
+
+def environment_for(**values: object) -> dict[str, str]:
+    """SPOTBOT_* variables that set these Settings fields (the deployed Lambdas' and Batch jobs' environment).
+
+    Names are Settings field names; an unknown one is refused. Dicts and lists are JSON (how
+    pydantic-settings reads complex fields), booleans `true`/`false`, None leaves the field out.
+    """
+    unknown = sorted(set(values) - set(Settings.model_fields))
+    if unknown:
+        raise ValueError(f"not Settings fields: {', '.join(unknown)} (spotbot.settings.Settings names them)")
+    prefix = Settings.model_config["env_prefix"]
+    environment: dict[str, str] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, (dict, list, tuple)):
+            text = json.dumps(value if not isinstance(value, tuple) else list(value), separators=(",", ":"))
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = str(value)
+        environment[f"{prefix}{name.upper()}"] = text
+    return environment

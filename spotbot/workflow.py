@@ -1,30 +1,55 @@
 """The "tag-assets" state machine, in one place: the CDK stack deploys it and the tests execute it.
 
 Execution input is the job: {"job_id", "bot", "source", "output", "workers", "shard_size",
-"model_version"}. State names read as a sentence in the Step Functions console. Every task
-state has a Catch that goes through "Release the bot endpoint after a failure", so a failed job
-never leaves an endpoint billing.
+"model_version"}. State names read as a sentence in the Step Functions console.
+
+- A job with no assets starts no endpoint: the scan runs alone until its pages have found an asset
+  (then the rest of the listing runs in parallel with the endpoint start) or the listing is done
+  with none (then the job is finalized directly).
+- Every wait is bounded: the execution's TimeoutSeconds, a timeout on each Batch step, and the
+  endpoint wait, which fails on NotFound/OutOfService/Deleting/RollingBack/Failed and after
+  `endpoint_max_polls` checks.
+- Every task state has a Catch that goes through "Release the bot endpoint after a failure", which
+  passes only the job id: the endpoint Lambda finds the job's endpoint on the job record, because a
+  failed Parallel state never writes `$.prepared`. A failed job never leaves an endpoint billing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-CATCH_ALL = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Release the bot endpoint after a failure"}]
+RELEASE_AFTER_FAILURE = "Release the bot endpoint after a failure"
+CATCH_ALL = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": RELEASE_AFTER_FAILURE}]
 LAMBDA_RETRY = [
     {
         "ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                        "Lambda.TooManyRequestsException"],
+                        "Lambda.TooManyRequestsException", "Lambda.ClientExecutionTimeoutException"],
         "IntervalSeconds": 2,
         "MaxAttempts": 6,
         "BackoffRate": 2.0,
         "JitterStrategy": "FULL",
     }
 ]
+# The scanner is resumable (a retried call finds its own input again): retry its own errors too
+SCANNER_RETRY = LAMBDA_RETRY + [
+    {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 10, "MaxAttempts": 3, "BackoffRate": 2.0, "JitterStrategy": "FULL"},
+]
 ENDPOINT_RETRY = LAMBDA_RETRY + [
     # an endpoint being created, updated or deleted by another job: wait for it (creation takes minutes)
     {"ErrorEquals": ["EndpointBusyError"], "IntervalSeconds": 30, "MaxAttempts": 40, "BackoffRate": 1.0},
 ]
+# A throttled or failed SubmitJob call (not a failed job: that is States.TaskFailed, and Batch's own retry strategy)
+SUBMIT_RETRY = [
+    {
+        "ErrorEquals": ["Batch.BatchException", "Batch.TooManyRequestsException", "Batch.ServerException"],
+        "IntervalSeconds": 5,
+        "MaxAttempts": 6,
+        "BackoffRate": 2.0,
+        "JitterStrategy": "FULL",
+    }
+]
+# SageMaker endpoint statuses that will not become InService without someone acting, and our NotFound
+ENDPOINT_DEAD_STATUSES = ("Failed", "OutOfService", "Deleting", "RollingBack", "NotFound")
 # The worker's environment: what `python -m batch_jobs.worker` reads, taken from the job and the prepared steps
 WORKER_ENVIRONMENT = [
     {"Name": "SPOTBOT_JOB_ID", "Value.$": "$.job_id"},
@@ -34,6 +59,9 @@ WORKER_ENVIRONMENT = [
     {"Name": "SPOTBOT_MODEL_VERSION", "Value.$": "$.model_version"},
     {"Name": "SPOTBOT_ENDPOINT_NAME", "Value.$": "$.prepared.endpoint.endpoint_name"},
 ]
+SCAN_SELECTOR = {"done.$": "$.Payload.done", "continuation.$": "$.Payload.continuation", "assets.$": "$.Payload.assets",
+                 "shards.$": "$.Payload.shards"}  # fmt: skip
+FINAL_SELECTOR = {"status.$": "$.Payload.status", "counts.$": "$.Payload.counts", "summary.$": "$.Payload.summary"}
 
 
 def _invoke(function: str, payload: dict[str, Any], selector: dict[str, str], result_path: str, next_state: str | None,
@@ -55,13 +83,21 @@ def _invoke(function: str, payload: dict[str, Any], selector: dict[str, str], re
     return state
 
 
-def _batch(job_queue: str, job_definition: str | None, array: bool) -> dict[str, Any]:
+def _scan(scanner: str, next_state: str, catch: bool) -> dict[str, Any]:
+    payload = {"job_id.$": "$.job_id", "bot.$": "$.bot", "source.$": "$.source", "shard_size.$": "$.shard_size",
+               "workers.$": "$.workers", "continuation.$": "$.scan.continuation"}  # fmt: skip
+    return _invoke(scanner, payload, SCAN_SELECTOR, "$.scan", next_state, catch=catch, retry=SCANNER_RETRY)
+
+
+def _batch(job_queue: str, job_definition: str | None, array: bool, timeout_seconds: int,
+           job_tags: dict[str, str] | None) -> dict[str, Any]:  # fmt: skip
     parameters: dict[str, Any] = {
         "JobName.$": "$.job_id",
         "JobQueue": job_queue,
         # one job definition per bot: the API puts the bot's into the execution input
         **({"JobDefinition": job_definition} if job_definition else {"JobDefinition.$": "$.job_definition"}),
         "ContainerOverrides": {"Environment": WORKER_ENVIRONMENT},
+        **({"Tags": dict(job_tags)} if job_tags else {}),  # the job definitions propagate them to the tasks
     }
     if array:  # one child per shard; Batch arrays have at least two children
         parameters["ArrayProperties"] = {"Size.$": "$.prepared.scan.shards"}
@@ -69,7 +105,9 @@ def _batch(job_queue: str, job_definition: str | None, array: bool) -> dict[str,
         "Type": "Task",
         "Resource": "arn:aws:states:::batch:submitJob.sync",
         "Parameters": parameters,
-        "ResultPath": None,  # the job's own retry strategy handles Spot reclaims (Host EC2*)
+        "ResultPath": None,  # the job's own retry strategy handles Spot reclaims (Host EC2*) and exit code 1
+        "TimeoutSeconds": timeout_seconds,  # then Step Functions stops the Batch job (best effort; attempts time out too)
+        "Retry": SUBMIT_RETRY,
         "Catch": CATCH_ALL,
         "Next": "Finalize the job",
     }
@@ -77,31 +115,24 @@ def _batch(job_queue: str, job_definition: str | None, array: bool) -> dict[str,
 
 def tag_assets_definition(
     *, scanner: str, endpoint: str, finalize: str, job_queue: str, job_definition: str | None = None,
-    endpoint_poll_seconds: int = 30,
+    endpoint_poll_seconds: int = 30, endpoint_max_polls: int = 60, timeout_seconds: int = 24 * 3600,
+    batch_timeout_seconds: int | None = None, job_tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The Amazon States Language definition, given the Lambda ARNs and the Batch queue.
 
     With no job_definition, each execution names its own in $.job_definition (one per bot).
+    `job_tags` go on every Batch job (what a cancel's TerminateJob permission is held to).
     """
+    batch_timeout = batch_timeout_seconds or max(timeout_seconds - 3600, timeout_seconds // 2)
     scan_branch = {
-        "StartAt": "Begin the listing",
+        "StartAt": "Is the listing done?",
         "States": {
-            "Begin the listing": {"Type": "Pass", "Result": {"continuation": None}, "ResultPath": "$.scan", "Next": "Scan assets"},
-            "Scan assets": _invoke(
-                scanner,
-                {"job_id.$": "$.job_id", "bot.$": "$.bot", "source.$": "$.source", "shard_size.$": "$.shard_size",
-                 "workers.$": "$.workers", "continuation.$": "$.scan.continuation"},
-                {"done.$": "$.Payload.done", "continuation.$": "$.Payload.continuation", "assets.$": "$.Payload.assets",
-                 "shards.$": "$.Payload.shards"},
-                "$.scan",
-                "Is the listing done?",
-                catch=False,  # the Parallel state around it catches
-            ),
             "Is the listing done?": {
                 "Type": "Choice",
                 "Choices": [{"Variable": "$.scan.done", "BooleanEquals": True, "Next": "Listing done"}],
                 "Default": "Scan assets",
             },
+            "Scan assets": _scan(scanner, "Is the listing done?", catch=False),  # the Parallel state around it catches
             "Listing done": {"Type": "Pass", "OutputPath": "$.scan", "End": True},
         },
     }
@@ -118,19 +149,26 @@ def tag_assets_definition(
             "Does the bot need an endpoint?": {
                 "Type": "Choice",
                 "Choices": [{"Variable": "$.endpoint.runtime", "StringEquals": "sagemaker-endpoint",
-                             "Next": "Is the endpoint in service?"}],
+                             "Next": "Begin the endpoint checks"}],
                 "Default": "The bot runs in the container",
             },
             "The bot runs in the container": {"Type": "Pass", "OutputPath": "$.endpoint", "End": True},
+            "Begin the endpoint checks": {"Type": "Pass", "Result": {"count": 0}, "ResultPath": "$.checks",
+                                          "Next": "Is the endpoint in service?"},
             "Is the endpoint in service?": {
                 "Type": "Choice",
                 "Choices": [
                     {"Variable": "$.endpoint.status", "StringEquals": "InService", "Next": "The endpoint is ready"},
-                    {"Variable": "$.endpoint.status", "StringEquals": "Failed", "Next": "The endpoint failed"},
+                    *({"Variable": "$.endpoint.status", "StringEquals": status, "Next": "The endpoint failed"}
+                      for status in ENDPOINT_DEAD_STATUSES),
+                    {"Variable": "$.checks.count", "NumericGreaterThanEquals": endpoint_max_polls,
+                     "Next": "The endpoint took too long"},
                 ],
                 "Default": "Wait for the endpoint",
             },
-            "Wait for the endpoint": {"Type": "Wait", "Seconds": endpoint_poll_seconds, "Next": "Check the endpoint"},
+            "Wait for the endpoint": {"Type": "Wait", "Seconds": endpoint_poll_seconds, "Next": "Count the check"},
+            "Count the check": {"Type": "Pass", "Parameters": {"count.$": "States.MathAdd($.checks.count, 1)"},
+                                "ResultPath": "$.checks", "Next": "Check the endpoint"},
             "Check the endpoint": _invoke(
                 endpoint,
                 {"action": "describe", "endpoint_name.$": "$.endpoint.endpoint_name"},
@@ -140,13 +178,35 @@ def tag_assets_definition(
                 catch=False,
             ),
             "The endpoint is ready": {"Type": "Pass", "OutputPath": "$.endpoint", "End": True},
-            "The endpoint failed": {"Type": "Fail", "Error": "EndpointFailed", "Cause": "the bot endpoint did not reach InService"},
+            "The endpoint failed": {"Type": "Fail", "Error": "EndpointFailed",
+                                    "Cause": "the bot endpoint stopped short of InService (see Check the endpoint)"},
+            "The endpoint took too long": {"Type": "Fail", "Error": "EndpointTimeout",
+                                           "Cause": f"the bot endpoint was not InService after {endpoint_max_polls} checks"},
         },
-    }
+    }  # fmt: skip
     return {
         "Comment": "Tag assets: scan the source into shards, tag them on Spot with AWS Batch, finalize, release the endpoint",
-        "StartAt": "Scan assets and start the bot endpoint",
+        "StartAt": "Begin the listing",
+        "TimeoutSeconds": timeout_seconds,
         "States": {
+            "Begin the listing": {"Type": "Pass", "Result": {"continuation": None}, "ResultPath": "$.scan",
+                                  "Next": "Scan for the first assets"},
+            # alone until an asset is found: a job with nothing to tag never starts an endpoint
+            "Scan for the first assets": _scan(scanner, "Are there assets to tag?", catch=True),
+            "Are there assets to tag?": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.scan.assets", "NumericGreaterThan": 0, "Next": "Scan assets and start the bot endpoint"},
+                    {"Variable": "$.scan.done", "BooleanEquals": True, "Next": "Nothing to tag"},
+                ],
+                "Default": "Scan for the first assets",
+            },
+            "Nothing to tag": {
+                "Type": "Pass",
+                "Parameters": {"scan.$": "$.scan", "endpoint": {"runtime": "none", "endpoint_name": None, "status": "NotStarted"}},
+                "ResultPath": "$.prepared",
+                "Next": "Finalize the job",
+            },
             "Scan assets and start the bot endpoint": {
                 "Type": "Parallel",
                 "Branches": [scan_branch, endpoint_branch],
@@ -163,12 +223,12 @@ def tag_assets_definition(
                 ],
                 "Default": "Tag assets on Spot",
             },
-            "Tag assets on Spot": _batch(job_queue, job_definition, array=True),
-            "Tag the one shard on Spot": _batch(job_queue, job_definition, array=False),
+            "Tag assets on Spot": _batch(job_queue, job_definition, True, batch_timeout, job_tags),
+            "Tag the one shard on Spot": _batch(job_queue, job_definition, False, batch_timeout, job_tags),
             "Finalize the job": _invoke(
                 finalize,
                 {"job_id.$": "$.job_id", "output.$": "$.output", "error": None},
-                {"status.$": "$.Payload.status", "counts.$": "$.Payload.counts", "summary.$": "$.Payload.summary"},
+                FINAL_SELECTOR,
                 "$.final",
                 "Release the bot endpoint",
             ),
@@ -181,11 +241,11 @@ def tag_assets_definition(
                 catch=False,  # the job is finalized already; a failed release fails the execution visibly
                 retry=ENDPOINT_RETRY,
             ),
-            # The failure path: every Catch lands here with the error in $.error
-            "Release the bot endpoint after a failure": {
+            # The failure path: every Catch lands here with the error in $.error; $.prepared may not exist
+            RELEASE_AFTER_FAILURE: {
                 **_invoke(
                     endpoint,
-                    {"action": "release", "job_id.$": "$.job_id", "state.$": "$"},
+                    {"action": "release", "job_id.$": "$.job_id"},  # the endpoint is looked up on the job record
                     {"released.$": "$.Payload.released"},
                     "$.released",
                     "Record the failure",
@@ -198,7 +258,7 @@ def tag_assets_definition(
                 **_invoke(
                     finalize,
                     {"job_id.$": "$.job_id", "output.$": "$.output", "error.$": "$.error"},
-                    {"status.$": "$.Payload.status", "counts.$": "$.Payload.counts", "summary.$": "$.Payload.summary"},
+                    FINAL_SELECTOR,
                     "$.final",
                     "The job failed",
                     catch=False,

@@ -2,12 +2,16 @@
 
 Every method requires IAM (SigV4) authorization, or a Cognito user pool's tokens when one is given.
 API Gateway validates what it can before the Lambda runs: declared path, query and header
-parameters, and request bodies against models generated from the pydantic models the handler
-validates with (spotbot.jobs), so the two cannot drift apart. Its own errors come back in the
-handler's error shape (`{"error", "fields"?}`). The stage writes JSON access logs, traces with X-Ray
-and throttles at `rate_limit`/`burst_limit`.
+parameters, and request bodies against models converted from the schemas the handler validates
+with. Its own errors come back in the handler's error shape (`{"error", "fields"?}`). The stage
+writes JSON access logs and execution logs (errors), traces with X-Ray and throttles at
+`rate_limit`/`burst_limit`.
 
-ROUTES is the handler's route table (its OpenAPI document; tests/test_stacks.py checks they agree).
+The routes are read at synthesis from the handler's OpenAPI document (lambdas/api/handler.py:
+the Powertools resolver's), so a route added to the handler is a method of the API on the next
+deploy. Execution logging needs the account's API Gateway CloudWatch Logs role: with
+`account_role` the stack provisions it (AWS::ApiGateway::Account, kept on stack deletion because
+it is account-wide); turn it off where the account already manages that setting.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-from pydantic import BaseModel
 
-from spotbot.services.cloud_jobs import BotRegistration, JobSubmission
+from lambdas.api.handler import openapi_document
 from stacks import nag
 
 STAGE = "v1"
+# The handler serves its document at this path and keeps that route out of the document itself
+DOCUMENT_ROUTE = ("GET", "/openapi.json")
 
 
 @dataclass(frozen=True)
@@ -35,22 +40,26 @@ class Route:
     path: str
     query: tuple[str, ...] = ()
     headers: tuple[str, ...] = ()
-    body: type[BaseModel] | None = None
+    body: str | None = None  # the request body's schema name in the document's components
 
 
-ROUTES = (
-    Route("GET", "/jobs", query=("limit",)),
-    Route("POST", "/jobs", headers=("Idempotency-Key",), body=JobSubmission),
-    Route("GET", "/jobs/{job_id}"),
-    Route("DELETE", "/jobs/{job_id}"),
-    Route("GET", "/tags", query=("q", "bot", "job", "label", "limit", "after")),
-    Route("GET", "/bots"),
-    Route("POST", "/bots", body=BotRegistration),
-    Route("GET", "/bots/{name}"),
-    Route("PUT", "/bots/{name}", body=BotRegistration),
-    Route("DELETE", "/bots/{name}"),
-    Route("GET", "/openapi.json"),  # the handler's own OpenAPI document (kept out of the document itself)
-)
+def routes_of(document: dict[str, Any]) -> list[Route]:
+    """The API's methods, read off an OpenAPI document (paths are already `{name}`-templated)."""
+    routes = [Route(*DOCUMENT_ROUTE)]
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            parameters = operation.get("parameters", [])
+            schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            routes.append(
+                Route(
+                    method.upper(),
+                    path,
+                    query=tuple(p["name"] for p in parameters if p["in"] == "query"),
+                    headers=tuple(p["name"] for p in parameters if p["in"] == "header"),
+                    body=schema["$ref"].rsplit("/", 1)[1] if "$ref" in schema else None,
+                )
+            )
+    return routes
 # API Gateway's own 4xx/5xx answers, in the handler's error shape
 ERROR_TEMPLATE = '{"error": $context.error.messageString}'
 BODY_ERROR_TEMPLATE = (
@@ -69,9 +78,11 @@ class TaggingApi(Construct):
         rate_limit: int = 50,
         burst_limit: int = 100,
         cognito_user_pool_arn: str | None = None,
+        account_role: bool = True,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, id)
+        document = openapi_document()
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         if cognito_user_pool_arn:
             pool = cognito.UserPool.from_user_pool_arn(self, "UserPool", cognito_user_pool_arn)
@@ -86,7 +97,8 @@ class TaggingApi(Construct):
             "RestApi",
             description="Spot Tagging Bot: submit and watch tagging jobs, search tags, register bots",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            cloud_watch_role=False,  # an account-wide setting: not this stack's to change
+            cloud_watch_role=account_role,  # AWS::ApiGateway::Account and its role: what execution logs need
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN if account_role else None,  # account-wide: kept
             default_method_options=method_options,
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE,
@@ -99,6 +111,8 @@ class TaggingApi(Construct):
                 throttling_burst_limit=burst_limit,
                 tracing_enabled=True,
                 metrics_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,  # request bodies stay out of the logs
             ),
         )
         self.validator = self.rest_api.add_request_validator(
@@ -115,18 +129,21 @@ class TaggingApi(Construct):
 
         integration = apigw.LambdaIntegration(handler, proxy=True, allow_test_invoke=False)
         models: dict[str, apigw.Model] = {}
-        for route in ROUTES:
+        schemas = document.get("components", {}).get("schemas", {})
+        self.routes = routes_of(document)
+        for route in self.routes:
             resource = self.rest_api.root.resource_for_path(route.path)
             parameters = {f"method.request.path.{name}": True for name in _path_parameters(route.path)}
             parameters |= {f"method.request.querystring.{name}": False for name in route.query}
             parameters |= {f"method.request.header.{name}": False for name in route.headers}
             request_models = None
             if route.body is not None:
-                name = route.body.__name__
+                name = route.body
                 if name not in models:
                     models[name] = self.rest_api.add_model(
-                        name, content_type="application/json", model_name=name, schema=api_gateway_schema(route.body)
-                    )
+                        name, content_type="application/json", model_name=name,
+                        schema=api_gateway_schema(name, schemas[name]),
+                    )  # fmt: skip
                 request_models = {"application/json": models[name]}
             resource.add_method(
                 route.method,
@@ -142,12 +159,12 @@ class TaggingApi(Construct):
             "Every method needs a SigV4 signature (or a Cognito token) and the stage throttles; "
             "attach a WAFv2 web ACL to the stage if the API faces untrusted callers (it bills per request).",
         )
-        nag.acknowledge(
-            self.rest_api,
-            "AwsSolutions-APIG6",
-            "Execution logging needs the account-wide API Gateway CloudWatch Logs role, an account setting this "
-            "stack does not own; the stage writes JSON access logs and X-Ray traces instead.",
-        )
+        if account_role:
+            nag.acknowledge_managed_policy(
+                self.rest_api,
+                "service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+                "The policy AWS documents for API Gateway's account-wide CloudWatch Logs role (execution logs).",
+            )
         if not cognito_user_pool_arn:
             nag.acknowledge(
                 self.rest_api,
@@ -164,7 +181,7 @@ def _path_parameters(path: str) -> list[str]:
     return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
 
 
-# pydantic (JSON Schema 2020-12) -> API Gateway models (JSON Schema draft 4)
+# OpenAPI 3.1 schemas (JSON Schema 2020-12, from pydantic) -> API Gateway models (JSON Schema draft 4)
 
 _KEYWORDS = {"minLength": "min_length", "maxLength": "max_length", "minimum": "minimum", "maximum": "maximum",
              "minItems": "min_items", "maxItems": "max_items", "enum": "enum", "description": "description"}  # fmt: skip
@@ -179,12 +196,11 @@ _TYPES = {
 }
 
 
-def api_gateway_schema(model: type[BaseModel]) -> apigw.JsonSchema:
-    """The model's JSON Schema as a draft-4 API Gateway model: types, required fields, bounds, enums."""
-    schema = model.model_json_schema()
+def api_gateway_schema(name: str, schema: dict[str, Any]) -> apigw.JsonSchema:
+    """An OpenAPI (JSON Schema 2020-12) object schema as a draft-4 API Gateway model: types, required, bounds, enums."""
     return apigw.JsonSchema(
         schema=apigw.JsonSchemaVersion.DRAFT4,
-        title=schema.get("title", model.__name__),
+        title=schema.get("title", name),
         type=apigw.JsonSchemaType.OBJECT,
         properties={name: _property(prop) for name, prop in schema["properties"].items()},
         required=schema.get("required"),

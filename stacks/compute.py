@@ -6,7 +6,16 @@
   the Spot environment is at its maximum. With `spot=False` the first environment is on-demand itself.
 - One job definition per bot (`bots`) and a "*" one for every other bot, all running the worker
   image, with the retry strategy the worker's exit codes are made for: retry when the instance was
-  reclaimed (status reason `Host EC2*`), exit on anything else; and an attempt timeout.
+  reclaimed (status reason `Host EC2*`) or the worker hit a transient failure (exit code 1; shards
+  are idempotent), exit on anything else (2: misconfigured, 143: terminated); and an attempt timeout.
+- A launch template for the instances: Spot instance draining on (on the two-minute notice the ECS
+  agent marks the instance DRAINING, so no new shard starts on it) and a container stop timeout
+  covering one micro-batch (SPOT_STOP_TIMEOUT_SECONDS: SIGTERM to SIGKILL, so the worker's SIGTERM
+  path flushes its batch before the instance goes); IMDSv2 only with a hop limit of 1, so job
+  containers (bridge network) cannot reach the instance role's credentials.
+- The job queue cancels jobs stuck RUNNABLE: when no instance can ever fit them (10 minutes) or
+  Spot and on-demand capacity stays short (`runnable_timeout`). Jobs waiting only because the
+  environments are at their vCPU maximum are left waiting: that is how a large array job runs.
 """
 
 from __future__ import annotations
@@ -21,18 +30,33 @@ from constructs import Construct
 
 from stacks import nag
 from stacks.bundling import repository_image
+from stacks.constants import DEFAULT_JOB_DEFINITION, JOB_TAG, SPOT_STOP_TIMEOUT_SECONDS, WORKER_DOCKERFILE
+from stacks.network import SpotbotNetwork
 
-DEFAULT_DEFINITION = "*"  # spotbot.jobs.job_definition_for: the job definition of bots without their own
-WORKER_DOCKERFILE = "batch_jobs/Dockerfile"
-WORKER_COPIES = ("pyproject.toml", "README.md", "spotbot", "bots", "batch_jobs")  # what the Dockerfile COPYs
+THREADS_VARIABLE = "SPOTBOT_THREADS"  # read by batch_jobs/worker.py itself (not a Settings field): threads per worker
+TRANSIENT_EXIT_CODE = "1"  # batch_jobs/worker.py: an unexpected error; the shard is idempotent, so try again
+MISFIT_TIMEOUT = Duration.minutes(10)  # a job no instance type can hold never will be placed
 
 
 def worker_retry_strategies() -> list[batch.RetryStrategy]:
-    """Spot reclaims are retried; the worker's own failures (exit 1, 2, 143 after a TerminateJob) are not."""
+    """Spot reclaims and transient worker failures are retried; misconfiguration (2) and cancels (143) are not."""
     return [
         batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.custom(on_status_reason="Host EC2*")),
+        batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.custom(on_exit_code=TRANSIENT_EXIT_CODE)),
         batch.RetryStrategy.of(batch.Action.EXIT, batch.Reason.custom(on_reason="*")),
     ]
+
+
+def spot_draining_user_data(stop_timeout_seconds: int = SPOT_STOP_TIMEOUT_SECONDS) -> ec2.UserData:
+    """ECS agent settings, as the MIME multi-part user data AWS Batch merges into its own."""
+    commands = ec2.UserData.for_linux()
+    commands.add_commands(
+        "echo ECS_ENABLE_SPOT_INSTANCE_DRAINING=true >> /etc/ecs/ecs.config",
+        f"echo ECS_CONTAINER_STOP_TIMEOUT={stop_timeout_seconds}s >> /etc/ecs/ecs.config",
+    )
+    user_data = ec2.MultipartUserData()
+    user_data.add_user_data_part(commands, ec2.MultipartBody.SHELL_SCRIPT, True)
+    return user_data
 
 
 class SpotCompute(Construct):
@@ -41,8 +65,7 @@ class SpotCompute(Construct):
         scope: Construct,
         id: str,
         *,
-        vpc: ec2.IVpc,
-        subnets: ec2.SubnetSelection,
+        network: SpotbotNetwork,
         environment: dict[str, str],
         bots: tuple[str, ...],
         instance_types: tuple[str, ...],
@@ -52,12 +75,14 @@ class SpotCompute(Construct):
         gpu_instance_family: str | None = None,
         gpu_bots: tuple[str, ...] = (),
         worker_vcpus: int = 2,
-        worker_memory_mib: int = 4096,
+        worker_memory_mib: int = 3584,
         attempt_timeout: Duration = Duration.hours(2),
         retry_attempts: int = 3,
+        runnable_timeout: Duration = Duration.hours(1),
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, id)
+        vpc, subnets = network.vpc, network.private_subnets
         self.security_group = ec2.SecurityGroup(
             self, "SecurityGroup", vpc=vpc, description="Spot workers: out to S3, OpenSearch, ECR and SageMaker",
             allow_all_outbound=True,
@@ -66,6 +91,14 @@ class SpotCompute(Construct):
         images = [batch.EcsMachineImage(image_type=batch.EcsMachineImageType.ECS_AL2023)]
         if gpu_instance_family:  # Batch picks the NVIDIA AMI for the GPU instances, the plain one for the rest
             images.append(batch.EcsMachineImage(image_type=batch.EcsMachineImageType.ECS_AL2023_NVIDIA))
+        self.launch_template = ec2.LaunchTemplate(
+            self,
+            "WorkerLaunchTemplate",
+            user_data=spot_draining_user_data(),
+            require_imdsv2=True,
+            http_tokens=ec2.LaunchTemplateHttpTokens.REQUIRED,
+            http_put_response_hop_limit=1,  # the host only: containers are one hop further
+        )
 
         first = batch.ManagedEc2EcsComputeEnvironment(
             self,
@@ -81,6 +114,7 @@ class SpotCompute(Construct):
             instance_classes=classes,
             instance_types=types,
             images=images,
+            launch_template=self.launch_template,
             minv_cpus=0,  # nothing runs, nothing bills
             maxv_cpus=max_vcpus,
             update_to_latest_image_version=True,
@@ -100,6 +134,7 @@ class SpotCompute(Construct):
                     instance_classes=classes,
                     instance_types=types,
                     images=images,
+                    launch_template=self.launch_template,
                     minv_cpus=0,
                     maxv_cpus=on_demand_max_vcpus,
                     update_to_latest_image_version=True,
@@ -120,9 +155,19 @@ class SpotCompute(Construct):
                 batch.OrderedComputeEnvironment(compute_environment=environment_, order=order)
                 for order, environment_ in enumerate(self.compute_environments, start=1)
             ],
+            job_state_time_limit_actions=[
+                batch.JobStateTimeLimitAction(
+                    max_time=MISFIT_TIMEOUT, reason=batch.JobStateTimeLimitActionsReason.JOB_RESOURCE_REQUIREMENT,
+                    action=batch.JobStateTimeLimitActionsAction.CANCEL,
+                ),
+                batch.JobStateTimeLimitAction(
+                    max_time=runnable_timeout, reason=batch.JobStateTimeLimitActionsReason.INSUFFICIENT_INSTANCE_CAPACITY,
+                    action=batch.JobStateTimeLimitActionsAction.CANCEL,
+                ),
+            ],  # fmt: skip
         )
 
-        self.image = repository_image(self, "WorkerImage", dockerfile=WORKER_DOCKERFILE, copies=WORKER_COPIES)
+        self.image = repository_image(self, "WorkerImage", dockerfile=WORKER_DOCKERFILE)
         self.job_role = iam.Role(
             self, "JobRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description="What a Spot worker may do: read assets, write tags, read models",
@@ -141,7 +186,7 @@ class SpotCompute(Construct):
         )
 
         self.job_definitions: dict[str, batch.EcsJobDefinition] = {}
-        for name in (*bots, DEFAULT_DEFINITION):
+        for name in (*bots, DEFAULT_JOB_DEFINITION):
             gpus = 1 if name in gpu_bots else None
             container = batch.EcsEc2ContainerDefinition(
                 self,
@@ -150,7 +195,7 @@ class SpotCompute(Construct):
                 cpu=worker_vcpus,
                 memory=Size.mebibytes(worker_memory_mib),
                 gpu=gpus,
-                environment={**environment, "SPOTBOT_THREADS": str(worker_vcpus)},
+                environment={**environment, THREADS_VARIABLE: str(worker_vcpus)},
                 job_role=self.job_role,
                 execution_role=self.execution_role,
                 logging=ecs.LogDriver.aws_logs(stream_prefix=_id_of(name).lower(), log_group=self.log_group),
@@ -165,21 +210,50 @@ class SpotCompute(Construct):
                 propagate_tags=True,
             )
 
-    def grant_submit(self, grantee: iam.IGrantable) -> None:
-        """SubmitJob on this queue with each of these job definitions (the state machine's Batch steps)."""
-        for definition in self.job_definitions.values():
-            definition.grant_submit_job(grantee, self.job_queue)
+    @property
+    def job_tag(self) -> dict[str, str]:
+        """The tag the state machine puts on every Batch job it submits: what TerminateJob is held to."""
+        return {JOB_TAG: Stack.of(self).stack_name}
 
-    def grant_list_and_terminate(self, role: iam.IRole) -> None:
-        """Find a job's Batch jobs on the queue and terminate them (the job API's cancel)."""
-        jobs = Stack.of(self).format_arn(service="batch", resource="job", resource_name="*")
-        role.add_to_principal_policy(iam.PolicyStatement(actions=["batch:ListJobs"], resources=["*"]))
-        role.add_to_principal_policy(iam.PolicyStatement(actions=["batch:TerminateJob"], resources=[jobs]))
+    def grant_submit(self, grantee: iam.IGrantable) -> iam.Grant:
+        """SubmitJob (tagged) on this queue with these job definitions, and TerminateJob and DescribeJobs
+        on this stack's jobs: what `batch:submitJob.sync` needs (it terminates when an execution stops)."""
+        jobs = self._jobs_arn
+        stack_tag = {f"aws:RequestTag/{JOB_TAG}": Stack.of(self).stack_name}
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee, actions=["batch:TagResource"], resource_arns=[jobs],  # tags given to SubmitJob
+            conditions={"StringEquals": stack_tag, "ForAllValues:StringEquals": {"aws:TagKeys": [JOB_TAG]}},
+        )  # fmt: skip
+        for definition in self.job_definitions.values():
+            definition.grant_submit_job(grantee, self.job_queue)  # returns no Grant (aws-batch's L2)
+        grant = grant.combine(self._grant_terminate(grantee))
         nag.acknowledge_wildcards(
-            role,
-            "batch:TerminateJob on this account's Batch jobs: their ids are made when the state machine submits them.",
-            resources=[jobs],
+            grantee, "Tagging a Batch job as it is submitted; job ids are made by SubmitJob.", resources=[jobs]
         )
+        return grant.combine(iam.Grant.add_to_principal(grantee=grantee, actions=["batch:DescribeJobs"], resource_arns=["*"]))
+
+    def grant_list_and_terminate(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Find a job's Batch jobs on the queue and terminate them (the job API's cancel)."""
+        iam.Grant.add_to_principal(grantee=grantee, actions=["batch:ListJobs"], resource_arns=["*"])
+        return self._grant_terminate(grantee)
+
+    @property
+    def _jobs_arn(self) -> str:
+        return Stack.of(self).format_arn(service="batch", resource="job", resource_name="*")
+
+    def _grant_terminate(self, grantee: iam.IGrantable) -> iam.Grant:
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["batch:TerminateJob"],
+            resource_arns=[self._jobs_arn],
+            conditions={"StringEquals": {f"aws:ResourceTag/{JOB_TAG}": Stack.of(self).stack_name}},
+        )
+        nag.acknowledge_wildcards(
+            grantee,
+            f"batch:TerminateJob on Batch jobs tagged {JOB_TAG}=<this stack> only; their ids are made at submission.",
+            resources=[self._jobs_arn],
+        )
+        return grant
 
     @property
     def job_definition_arns(self) -> dict[str, str]:
@@ -203,4 +277,4 @@ def instance_choice(names: tuple[str, ...]) -> tuple[list[ec2.InstanceClass], li
 
 
 def _id_of(bot: str) -> str:
-    return "Default" if bot == DEFAULT_DEFINITION else "".join(part.title() for part in bot.split("-"))
+    return "Default" if bot == DEFAULT_JOB_DEFINITION else "".join(part.title() for part in bot.split("-"))

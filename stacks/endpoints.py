@@ -5,8 +5,9 @@
 - The SageMaker execution role endpoints run as: pulls the serving image (and the images of your
   own bots, from `bot_image_repositories`), reads model archives under the work bucket's models/,
   writes the endpoints' logs and metrics.
-- `grant_manage(role)`: what the endpoint Lambda (spotbot.endpoints) calls, on the resources it names
+- `grant_manage(grantee)`: what the endpoint Lambda (spotbot.services.endpoints) calls, on the resources it names
   (`spotbot-*` models, endpoint configs and endpoints), and passing the execution role to SageMaker.
+  CreateEndpointConfig is held to the instance types in `instance_types` (sagemaker:InstanceTypes).
 """
 
 from __future__ import annotations
@@ -19,13 +20,11 @@ from constructs import Construct
 
 from stacks import nag
 from stacks.bundling import repository_image
+from stacks.constants import DEFAULT_ENDPOINT_INSTANCE_TYPE, ENDPOINT_NAME_PREFIX, MODELS_PREFIX, SERVING_DOCKERFILE
 
-SERVING_DOCKERFILE = "bots/Dockerfile"
-SERVING_COPIES = ("pyproject.toml", "README.md", "spotbot", "bots")
-NAME_PREFIX = "spotbot-"  # spotbot.endpoints.NAME_PREFIX: every model, config and endpoint it makes
 LIFECYCLE_ACTIONS = (
     "sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel",
-    "sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig", "sagemaker:DeleteEndpointConfig",
+    "sagemaker:DescribeEndpointConfig", "sagemaker:DeleteEndpointConfig",
     "sagemaker:CreateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:DeleteEndpoint",
     "sagemaker:AddTags",  # the Create calls tag what they make (spotbot:bot)
 )  # fmt: skip
@@ -38,12 +37,14 @@ class BotEndpoints(Construct):
         id: str,
         *,
         models_bucket: s3.IBucket,
-        models_prefix: str = "models/",
+        models_prefix: str = MODELS_PREFIX,
         bot_image_repositories: tuple[str, ...] = (),
+        instance_types: tuple[str, ...] = (DEFAULT_ENDPOINT_INSTANCE_TYPE,),
     ) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
-        self.serving_image = repository_image(self, "ServingImage", dockerfile=SERVING_DOCKERFILE, copies=SERVING_COPIES)
+        self.instance_types = instance_types
+        self.serving_image = repository_image(self, "ServingImage", dockerfile=SERVING_DOCKERFILE)
         self.execution_role = iam.Role(
             self,
             "SageMakerRole",
@@ -90,7 +91,7 @@ class BotEndpoints(Construct):
             resources=[endpoint_logs],
         )
         self._resources = [
-            stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{NAME_PREFIX}*")
+            stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{ENDPOINT_NAME_PREFIX}*")
             for kind in ("model", "endpoint-config", "endpoint")
         ]
 
@@ -98,23 +99,32 @@ class BotEndpoints(Construct):
     def serving_image_uri(self) -> str:
         return self.serving_image.image_uri
 
-    def grant_manage(self, role: iam.IRole) -> None:
+    def grant_manage(self, grantee: iam.IGrantable) -> iam.Grant:
         """Create, describe and delete spotbot's SageMaker models, endpoint configs and endpoints."""
-        role.add_to_principal_policy(iam.PolicyStatement(actions=list(LIFECYCLE_ACTIONS), resources=self._resources))
-        self.execution_role.grant_pass_role(role)
+        grant = iam.Grant.add_to_principal(grantee=grantee, actions=list(LIFECYCLE_ACTIONS), resource_arns=self._resources)
+        grant = grant.combine(
+            iam.Grant.add_to_principal(
+                grantee=grantee,
+                actions=["sagemaker:CreateEndpointConfig"],
+                resource_arns=[self._resources[1]],
+                conditions={"ForAllValues:StringEquals": {"sagemaker:InstanceTypes": list(self.instance_types)}},
+            )
+        )
+        grant = grant.combine(self.execution_role.grant_pass_role(grantee))
         nag.acknowledge_wildcards(
-            role,
+            grantee,
             "spotbot names every SageMaker model, endpoint config and endpoint spotbot-<bot>-<digest> at run time "
-            "(spotbot.endpoints); the grant covers that prefix only.",
+            "(spotbot.services.endpoints); the grant covers that prefix only.",
             resources=self._resources,
         )
+        return grant
 
-    def grant_invoke(self, role: iam.IRole) -> None:
+    def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
         """InvokeEndpoint on spotbot's endpoints (the Spot workers of bots served from an endpoint)."""
-        endpoints = Stack.of(self).format_arn(service="sagemaker", resource="endpoint", resource_name=f"{NAME_PREFIX}*")
-        role.add_to_principal_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[endpoints]))
+        endpoints = self._resources[2]
         nag.acknowledge_wildcards(
-            role,
+            grantee,
             "Workers call the endpoint their job started, named spotbot-<bot>-<digest> at run time.",
             resources=[endpoints],
         )
+        return iam.Grant.add_to_principal(grantee=grantee, actions=["sagemaker:InvokeEndpoint"], resource_arns=[endpoints])

@@ -9,6 +9,10 @@ Docker is stacks/bundling.py.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from dataclasses import dataclass
+
 from aws_cdk import Duration, RemovalPolicy, Size
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
@@ -16,7 +20,13 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks import nag
-from stacks.bundling import LAMBDA_RUNTIME, dependencies_code, handlers_code
+from stacks.bundling import dependencies_code, handlers_code
+from stacks.constants import LAMBDA_RUNTIME
+from stacks.network import SpotbotNetwork
+
+if TYPE_CHECKING:
+    from stacks.search import AssetSearch
+    from stacks.storage import AssetStorage
 
 XRAY_REASON = "X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords accept no resource-level scope."
 
@@ -27,14 +37,14 @@ class SpotbotFunctions(Construct):
         scope: Construct,
         id: str,
         *,
-        vpc: ec2.IVpc,
-        subnets: ec2.SubnetSelection,
+        network: SpotbotNetwork,
         environment: dict[str, str],
         bundle: bool = True,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, id)
-        self.vpc, self.subnets, self.environment, self.log_retention = vpc, subnets, dict(environment), log_retention
+        self.vpc, self.subnets = network.vpc, network.private_subnets
+        self.environment, self.log_retention = dict(environment), log_retention
         self.layer = lambda_.LayerVersion(
             self,
             "Dependencies",
@@ -45,7 +55,7 @@ class SpotbotFunctions(Construct):
         )
         self.code = handlers_code()
         self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, description="spotbot Lambdas: out to OpenSearch and AWS APIs",
+            self, "SecurityGroup", vpc=self.vpc, description="spotbot Lambdas: out to OpenSearch and AWS APIs",
             allow_all_outbound=True,
         )  # fmt: skip
         self.functions: dict[str, lambda_.Function] = {}
@@ -109,3 +119,12 @@ class SpotbotFunctions(Construct):
             "and the dependencies layer is built for 3.12.",
         )
         return function
+
+
+@dataclass(frozen=True)
+class StepServices:
+    """What every step's Lambda is made by (the shared function setup) and works on (buckets, index)."""
+
+    functions: SpotbotFunctions
+    storage: AssetStorage
+    search: AssetSearch

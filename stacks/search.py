@@ -6,6 +6,12 @@ access policy names exactly the roles granted through `grant_read_write` / `gran
 also gets the matching identity policy), and its security group admits HTTPS only from the
 connectables passed to `allow_from`. No fine-grained access control: every client signs with SigV4
 (spotbot's OpenSearch adapter does), so IAM is the one gate.
+
+Least privilege by HTTP verb: `grant_read` gives GET/HEAD (plus POST, which _search and _mget use),
+`grant_read_write` adds PUT (index creation, mappings), and only `delete=True` (the job API:
+unregistering a bot, cancelling) adds DELETE. The access policy has one statement per verb set.
+Audit logs are not published: OpenSearch writes them only with fine-grained access control,
+which this IAM-only domain does not enable (its slow and error logs are published).
 """
 
 from __future__ import annotations
@@ -22,9 +28,12 @@ from aws_cdk import aws_opensearchservice as opensearch
 from constructs import Construct
 
 from stacks import nag
+from stacks.network import SpotbotNetwork
 
 ENGINE = opensearch.EngineVersion.OPENSEARCH_2_19
-HTTP_ACTIONS = ("es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete", "es:ESHttpPatch")
+READ_ACTIONS = ("es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost")  # POST: _search, _mget, _count
+WRITE_ACTIONS = (*READ_ACTIONS, "es:ESHttpPut")
+DELETE_ACTIONS = (*WRITE_ACTIONS, "es:ESHttpDelete")
 
 
 class AssetSearch(Construct):
@@ -33,19 +42,19 @@ class AssetSearch(Construct):
         scope: Construct,
         id: str,
         *,
-        vpc: ec2.IVpc,
-        subnets: list[ec2.ISubnet],
+        network: SpotbotNetwork,
         instance_type: str = "t3.medium.search",
         instance_count: int = 2,
         volume_gb: int = 20,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, id)
+        vpc, subnets = network.vpc, network.vpc.private_subnets
         zone_awareness = instance_count >= 2
         # named, so the access policy and the logs policy can name the domain without a circular reference
         self.domain_name = f"spotbot-{Names.unique_id(self)[-8:].lower()}"
         domain_arn = Stack.of(self).format_arn(service="es", resource="domain", resource_name=self.domain_name)
-        self._principals: list[str] = []
+        self._principals: dict[tuple[str, ...], list[str]] = {}
 
         log_groups = {
             kind: logs.LogGroup(self, f"{kind}Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
@@ -140,12 +149,8 @@ class AssetSearch(Construct):
         return {
             "Version": "2012-10-17",
             "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": list(self._principals)},
-                    "Action": list(HTTP_ACTIONS),
-                    "Resource": f"{domain_arn}/*",
-                }
+                {"Effect": "Allow", "Principal": {"AWS": list(principals)}, "Action": list(actions), "Resource": f"{domain_arn}/*"}
+                for actions, principals in self._principals.items()
             ],
         }
 
@@ -161,20 +166,25 @@ class AssetSearch(Construct):
         for client in clients:
             self.domain.connections.allow_default_port_from(client, "HTTPS to OpenSearch")
 
-    def grant_read_write(self, role: iam.IRole) -> None:
-        self.domain.grant_read_write(role)
-        self._admit(role)
+    def grant_read_write(self, grantee: iam.IGrantable, *, delete: bool = False) -> iam.Grant:
+        """Index, update and search; `delete`: also delete documents and indices (the job API only)."""
+        return self._grant(grantee, DELETE_ACTIONS if delete else WRITE_ACTIONS)
 
-    def grant_read(self, role: iam.IRole) -> None:
-        self.domain.grant_read(role)
-        self._admit(role)
+    def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
+        return self._grant(grantee, READ_ACTIONS)
 
-    def _admit(self, role: iam.IRole) -> None:
-        self._principals.append(role.role_arn)
+    def _grant(self, grantee: iam.IGrantable, actions: tuple[str, ...]) -> iam.Grant:
+        role_arn = getattr(grantee.grant_principal, "role_arn", None)
+        if role_arn is None:
+            raise TypeError("the domain's access policy names IAM roles: grant to a role or a function with one")
+        self._principals.setdefault(actions, []).append(role_arn)
         nag.acknowledge_wildcards(
-            role,
+            grantee,
             "OpenSearch HTTP paths (indices, _bulk, _search) of this one domain; the index names are made at run time.",
             resources=[f"{self.domain.domain_arn}/*"],
+        )
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=list(actions), resource_arns=[self.domain.domain_arn, f"{self.domain.domain_arn}/*"]
         )
 
 

@@ -6,17 +6,21 @@ that tag_assets_definition returned, nulls included (`"ResultPath": null` keeps 
 output out of the state; CDK's to_json_string would drop None values). With no static job
 definition, each execution names its own in `$.job_definition` (the API puts the bot's there).
 
+Every wait is bounded (spotbot.workflow): the execution times out after `timeout`, each Batch step
+after `batch_timeout`, the endpoint wait after `endpoint_max_polls` checks.
+
 Logging ALL events with execution data, X-Ray tracing, and the IAM that `lambda:invoke` and
-`batch:submitJob.sync` need: invoke the three functions, SubmitJob with the stack's job definitions
-on its queue, DescribeJobs/TerminateJob, and the managed EventBridge rule Step Functions uses to
-learn that a Batch job ended.
+`batch:submitJob.sync` need: invoke the three functions, SubmitJob (tagged) with the stack's job
+definitions on its queue, DescribeJobs/TerminateJob (SpotCompute.grant_submit), and the managed
+EventBridge rule Step Functions uses to learn that a Batch job ended.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from aws_cdk import ArnFormat, Aws, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -32,9 +36,9 @@ SUBSTITUTIONS = {"scanner": "ScanAssetsFunction", "endpoint": "BotEndpointFuncti
 BATCH_EVENTS_RULE = "StepFunctionsGetEventsForBatchJobsRule"  # managed by Step Functions for .sync Batch steps
 
 
-def definition_with_placeholders() -> str:
+def definition_with_placeholders(**options: Any) -> str:
     """tag_assets_definition with `${...}` placeholders for the ARNs: the stack's DefinitionString."""
-    return json.dumps(tag_assets_definition(**{arg: f"${{{name}}}" for arg, name in SUBSTITUTIONS.items()}), indent=1)
+    return json.dumps(tag_assets_definition(**{arg: f"${{{name}}}" for arg, name in SUBSTITUTIONS.items()}, **options), indent=1)
 
 
 class TaggingWorkflow(Construct):
@@ -47,6 +51,9 @@ class TaggingWorkflow(Construct):
         endpoint: lambda_.IFunction,
         finalize: lambda_.IFunction,
         compute: SpotCompute,
+        timeout: Duration = Duration.hours(24),
+        batch_timeout: Duration = Duration.hours(23),
+        endpoint_max_polls: int = 60,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, id)
@@ -59,13 +66,19 @@ class TaggingWorkflow(Construct):
             retention=log_retention,
             removal_policy=RemovalPolicy.DESTROY,
         )
+        self.options: dict[str, Any] = {
+            "timeout_seconds": int(timeout.to_seconds()),
+            "batch_timeout_seconds": int(batch_timeout.to_seconds()),
+            "endpoint_max_polls": endpoint_max_polls,
+            "job_tags": compute.job_tag,
+        }
         arns = {"scanner": scanner.function_arn, "endpoint": endpoint.function_arn, "finalize": finalize.function_arn,
                 "job_queue": compute.job_queue.job_queue_arn}  # fmt: skip
         self.state_machine = sfn.StateMachine(
             self,
             "TagAssets",
             comment="Tag assets: scan, tag on Spot with AWS Batch, finalize, release the endpoint",
-            definition_body=sfn.DefinitionBody.from_string(definition_with_placeholders()),
+            definition_body=sfn.DefinitionBody.from_string(definition_with_placeholders(**self.options)),
             definition_substitutions={SUBSTITUTIONS[key]: value for key, value in arns.items()},
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             tracing_enabled=True,
@@ -73,14 +86,7 @@ class TaggingWorkflow(Construct):
         role = self.state_machine.role
         for function in (scanner, endpoint, finalize):
             function.grant_invoke(role)
-        compute.grant_submit(role)
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["batch:TerminateJob"],  # when an execution stops or times out
-                resources=[stack.format_arn(service="batch", resource="job", resource_name="*")],
-            )
-        )
-        role.add_to_principal_policy(iam.PolicyStatement(actions=["batch:DescribeJobs"], resources=["*"]))
+        compute.grant_submit(role)  # TerminateJob too: when an execution stops or a Batch step times out
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
@@ -92,11 +98,6 @@ class TaggingWorkflow(Construct):
             "Invoking a function's versions and aliases (`<arn>:*`) is how Lambda's grant_invoke names one function.",
             resources=[f"{function.function_arn}:*" for function in (scanner, endpoint, finalize)],
         )
-        nag.acknowledge_wildcards(
-            role,
-            "batch:TerminateJob on this account's Batch jobs: the job ids are made when the state machine submits them.",
-            resources=[stack.format_arn(service="batch", resource="job", resource_name="*")],
-        )
         nag.acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",
@@ -104,20 +105,21 @@ class TaggingWorkflow(Construct):
             "logs:GetLogDelivery, ...) accept no resource scope; Step Functions documents them with Resource '*'.",
         )
 
-    def grant_start_and_stop(self, role: iam.IRole) -> None:
+    def grant_start_and_stop(self, grantee: iam.IGrantable) -> iam.Grant:
         """Start executions, describe and stop them (the job API: submit, status, cancel)."""
-        self.state_machine.grant_start_execution(role)
         executions = Stack.of(self).format_arn(
             service="states", resource="execution", resource_name=f"{self.state_machine.state_machine_name}:*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )  # fmt: skip
-        role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["states:DescribeExecution", "states:StopExecution"], resources=[executions])
-        )
         nag.acknowledge_wildcards(
-            role,
+            grantee,
             "The executions of this one state machine; each is named after its job at submission.",
             resources=[executions],
+        )
+        return self.state_machine.grant_start_execution(grantee).combine(
+            iam.Grant.add_to_principal(
+                grantee=grantee, actions=["states:DescribeExecution", "states:StopExecution"], resource_arns=[executions]
+            )
         )
 
     @property

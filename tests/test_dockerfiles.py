@@ -47,5 +47,30 @@ def test_dockerfile_is_pinned_non_root_and_copies_what_exists(path):
 def test_images_that_run_car_model_bake_its_backbone():
     for path in ("bots/Dockerfile", "batch_jobs/Dockerfile"):
         steps = instructions(path)
-        assert any(op == "RUN" and "spotbot models build" in args for op, args in steps), path
-        assert any(op == "COPY" and args.startswith("--from=models") for op, args in steps), path
+        assert any(op == "RUN" and "spotbot-image models" in args for op, args in steps), path
+        assert any(op == "COPY" and args.startswith("--from=models /models/car-model") for op, args in steps), path
+    assert "spotbot models build" in (REPO / SETUP_SCRIPT).read_text()
+
+
+SETUP_SCRIPT = "docker/spotbot-image.sh"
+
+
+@pytest.mark.parametrize("path", DOCKERFILES)
+def test_each_image_takes_its_setup_from_the_one_shared_script(path):
+    steps = instructions(path)
+    stages = [i for i, (op, _) in enumerate(steps) if op == "FROM"]
+    for start, end in zip(stages, [*stages[1:], len(steps)]):
+        stage = steps[start:end]
+        assert ("COPY", f"{SETUP_SCRIPT} /usr/local/bin/spotbot-image") in stage, (path, stage[0])
+        runs = " ".join(args for op, args in stage if op == "RUN")
+        # apt, pip and useradd are said once, in the script
+        assert not any(word in runs for word in ("apt-get", "pip install", "useradd")), (path, runs)
+
+
+def test_the_setup_script_takes_the_torch_pin_from_pyproject():
+    import tomllib
+
+    script = (REPO / SETUP_SCRIPT).read_text()
+    assert not re.search(r"torch==[0-9]", script) and '["optional-dependencies"]["export"]' in script
+    export = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["export"]
+    assert any(requirement.startswith("torch==") for requirement in export)

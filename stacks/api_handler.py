@@ -1,0 +1,45 @@
+"""JobApiHandler: the job API's Lambda (lambdas/api): submit, watch and cancel jobs, search, register bots.
+
+It starts and stops executions of the state machine, finds and terminates this stack's Batch jobs
+on cancel, and reads, writes and deletes job, tag and bot documents.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from constructs import Construct
+
+from spotbot.settings import environment_for
+from stacks.compute import SpotCompute
+from stacks.constants import API_INTEGRATION_SECONDS
+from stacks.functions import StepServices
+from stacks.workflow import TaggingWorkflow
+
+
+class JobApiHandler(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        services: StepServices,
+        compute: SpotCompute,
+        workflow: TaggingWorkflow,
+    ) -> None:
+        super().__init__(scope, id)
+        storage, search = services.storage, services.search
+        self.function = services.functions.function(
+            "api",
+            description="The job API: submit, watch and cancel jobs, search tags, register bots",
+            timeout=Duration.seconds(API_INTEGRATION_SECONDS),
+            environment=environment_for(
+                state_machine_arn=workflow.state_machine.state_machine_arn,
+                batch_job_queue=compute.job_queue.job_queue_arn,
+                job_definitions=compute.job_definition_arns,
+                default_output=storage.default_output_uri,
+            ),
+            unscoped_actions_reason="batch:ListJobs (cancel finds a job's Batch jobs by name) accepts no resource scope.",
+        )
+        workflow.grant_start_and_stop(self.function)
+        compute.grant_list_and_terminate(self.function)
+        search.grant_read_write(self.function, delete=True)  # unregistering a bot deletes its document

@@ -1,0 +1,43 @@
+"""EndpointStep: the bot endpoint Lambda (lambdas/endpoint): start, check and release SageMaker endpoints.
+
+It resolves a bot's model version from the model store, reads the job and bot records, and
+manages spotbot's SageMaker resources through BotEndpoints' grant.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from constructs import Construct
+
+from spotbot.settings import environment_for
+from stacks.endpoints import BotEndpoints
+from stacks.functions import StepServices
+
+
+class EndpointStep(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        services: StepServices,
+        endpoints: BotEndpoints,
+        builtin_bot_runtime: str,
+        endpoint_instance_type: str,
+    ) -> None:
+        super().__init__(scope, id)
+        storage, search = services.storage, services.search
+        self.function = services.functions.function(
+            "endpoint",
+            description="Start, check and release a bot's SageMaker endpoint",
+            timeout=Duration.minutes(2),
+            environment=environment_for(
+                sagemaker_role_arn=endpoints.execution_role.role_arn,
+                serving_image_uri=endpoints.serving_image_uri,
+                builtin_bot_runtime=builtin_bot_runtime,
+                endpoint_instance_type=endpoint_instance_type,
+            ),
+        )
+        storage.grant_read_models(self.function)
+        search.grant_read_write(self.function)  # records the job's endpoint, so release finds it by job id
+        endpoints.grant_manage(self.function)
