@@ -8,7 +8,7 @@
       50 ms matter; the figures say how much of the run was moto's CPU.
     - stub: a ListObjectsV2 over a sorted key list (bisect; ~1 ms a page), the same keys: the
       request latency dominates, as with S3 itself.
-    Both sides use the scanner's S3 client (spotbot.services.scanning.listing_s3_client, which leaves
+    Both sides use the scanner's S3 client (spotbot.adapters.s3.listing.listing_s3_client, which leaves
     LastModified unparsed); each listing runs --repeat times and the fastest run counts. The client
     is Python: reading a 1,000-key page costs it ~30 ms of CPU, which bounds the speed-up when the
     latency is 50 ms; "CPU busy" says how much of a run each side spent on a CPU.
@@ -214,7 +214,7 @@ def cpu_seconds(pid: int) -> float:
 
 def bench_scanner(keys: int, latency_ms: float, parallelism: int, servers: list[str], repeat: int) -> None:
     os.environ.update(CREDENTIALS)
-    from spotbot.services.scanning import list_source, listing_s3_client
+    from spotbot.adapters.s3.listing import list_source, listing_s3_client
 
     print(f"(a) scanner: {keys:,} keys per layout, {latency_ms:.0f} ms per request, parallelism {parallelism}, best of {repeat}")
     for kind in servers:
