@@ -288,7 +288,8 @@ def bench_scan_step(s3: Any, keys: int, parallelism: int) -> None:
 def bench_tag_writes(docs: int, batch: int) -> None:
     from osmem_server import OsmemServer
 
-    from spotbot.adapters.opensearch.index import OpenSearchTagIndex, _tag_doc
+    from spotbot.adapters.opensearch.index import OpenSearchTagIndex
+    from spotbot.adapters.opensearch.tags import tag_doc
     from spotbot.domain import AssetRef, Tag, TagRecord, TaskStatus, task_id
     from spotbot.ports import TaskOutcome
 
@@ -326,7 +327,7 @@ def bench_tag_writes(docs: int, batch: int) -> None:
         single_records = records("bench-single")
         started = time.perf_counter()
         for record in single_records:
-            index.client.index(index=index.tags_index, id=task_id(record.job_id, record.asset), body=_tag_doc(record))
+            index.client.index(index=index.tags_index, id=task_id(record.job_id, record.asset), body=tag_doc(record))
         single = time.perf_counter() - started
         index.refresh()
         assert sum(1 for _ in index.tag_records("bench-single")) == docs

@@ -66,7 +66,7 @@ from spotbot.adapters.s3.listing import (  # noqa: F401  (the step's errors, cau
     SourceNotFoundError,
 )
 from spotbot.bot import BUILTIN_CATALOGUE
-from spotbot.domain import AssetRef, Job, JobCounts, JobStatus, Task, TooManyShardsError, plan_tasks, validate_job_id
+from spotbot.domain import AssetRef, BadInputError, Job, JobCounts, JobStatus, Task, TooManyShardsError, plan_tasks, validate_job_id
 from spotbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ BUILTIN_FILE_TYPES: dict[str, tuple[str, ...]] = {name: bot.file_types for name,
 # errors: the state machine catches them by name (a Lambda error's errorType is the class name)
 
 
-class ScanRequestError(ScanError, ValueError):
+class ScanRequestError(ScanError, BadInputError):
     """The step's input is not valid: a bad source URI, an unknown bot, a foreign continuation."""
 
 

@@ -21,18 +21,18 @@ from botocore.exceptions import ClientError
 
 from spotbot.adapters.s3.assets import parse_s3_uri
 from spotbot.adapters.s3.keys import asset_of, is_wanted, wanted_types
-from spotbot.domain import AssetRef
+from spotbot.domain import AssetRef, NotFoundError, UnavailableError
 
 log = logging.getLogger(__name__)
 
 PROBE_KEYS = 100  # page size for the rest of a range that looks done
 
 
-class ScanError(RuntimeError):
+class ScanError(UnavailableError):
     """The scan cannot go on; the message says why and what to do."""
 
 
-class SourceNotFoundError(ScanError):
+class SourceNotFoundError(ScanError, NotFoundError):
     """The source bucket does not exist."""
 
 
