@@ -12,6 +12,7 @@ from constructs import Construct
 from spotbot.settings import environment_for
 from stacks.compute import SpotCompute
 from stacks.constants import API_INTEGRATION_SECONDS
+from stacks.endpoints import BotEndpoints
 from stacks.functions import StepServices
 from stacks.workflow import TaggingWorkflow
 
@@ -25,6 +26,8 @@ class JobApiHandler(Construct):
         services: StepServices,
         compute: SpotCompute,
         workflow: TaggingWorkflow,
+        endpoints: BotEndpoints,
+        builtin_bot_runtime: str,
     ) -> None:
         super().__init__(scope, id)
         storage, search = services.storage, services.search
@@ -37,9 +40,14 @@ class JobApiHandler(Construct):
                 batch_job_queue=compute.job_queue.job_queue_arn,
                 job_definitions=compute.job_definition_arns,
                 default_output=storage.default_output_uri,
+                # cancel releases the job's endpoint: what names it when the job did not record one
+                builtin_bot_runtime=builtin_bot_runtime,
+                serving_image_uri=endpoints.serving_image_uri,
             ),
-            unscoped_actions_reason="batch:ListJobs (cancel finds a job's Batch jobs by name) accepts no resource scope.",
+            unscoped_actions_reason="batch:ListJobs and batch:DescribeJobs (cancel finds a job's Batch jobs) accept no resource scope.",
         )
         workflow.grant_start_and_stop(self.function)
         compute.grant_list_and_terminate(self.function)
         search.grant_read_write(self.function, delete=True)  # unregistering a bot deletes its document
+        endpoints.grant_release(self.function)  # cancel runs no Catch: it releases the job's endpoint itself
+        storage.grant_read_models(self.function)  # the model version an endpoint would serve

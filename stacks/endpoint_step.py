@@ -6,12 +6,13 @@ manages spotbot's SageMaker resources through BotEndpoints' grant.
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from constructs import Construct
 
 from spotbot.settings import environment_for
 from stacks.endpoints import BotEndpoints
 from stacks.functions import StepServices
+from stacks.workflow import grant_describe_executions
 
 
 class EndpointStep(Construct):
@@ -41,3 +42,5 @@ class EndpointStep(Construct):
         storage.grant_read_models(self.function)
         search.grant_read_write(self.function)  # records the job's endpoint, so release finds it by job id
         endpoints.grant_manage(self.function)
+        # "live job" is an execution that is RUNNING: release asks Step Functions, not the index
+        grant_describe_executions(self.function, Stack.of(self))

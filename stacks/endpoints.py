@@ -28,6 +28,7 @@ LIFECYCLE_ACTIONS = (
     "sagemaker:CreateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:DeleteEndpoint",
     "sagemaker:AddTags",  # the Create calls tag what they make (spotbot:bot)
 )  # fmt: skip
+RELEASE_ACTIONS = tuple(action for action in LIFECYCLE_ACTIONS if action.split(":")[1].startswith(("Describe", "Delete")))
 
 
 class BotEndpoints(Construct):
@@ -118,6 +119,15 @@ class BotEndpoints(Construct):
             resources=self._resources,
         )
         return grant
+
+    def grant_release(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Describe and delete spotbot's endpoints, configs and models (the job API's cancel releases them)."""
+        nag.acknowledge_wildcards(
+            grantee,
+            "Cancel releases the job's endpoint, named spotbot-<bot>-<digest> at run time; the grant covers that prefix.",
+            resources=self._resources,
+        )
+        return iam.Grant.add_to_principal(grantee=grantee, actions=list(RELEASE_ACTIONS), resource_arns=self._resources)
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
         """InvokeEndpoint on spotbot's endpoints (the Spot workers of bots served from an endpoint)."""

@@ -120,7 +120,10 @@ class TaggingStack(Stack):
             batch_timeout=Duration.hours(config.execution_timeout_hours - 1), endpoint_max_polls=config.endpoint_max_polls,
             log_retention=retention,
         )  # fmt: skip
-        handler = JobApiHandler(self, "JobApiHandler", services=services, compute=compute, workflow=workflow)
+        handler = JobApiHandler(
+            self, "JobApiHandler", services=services, compute=compute, workflow=workflow, endpoints=endpoints,
+            builtin_bot_runtime=config.builtin_bot_runtime,
+        )  # fmt: skip
         api = TaggingApi(
             self,
             "Api",

@@ -77,6 +77,7 @@ class TaggingWorkflow(Construct):
         self.state_machine = sfn.StateMachine(
             self,
             "TagAssets",
+            state_machine_name=state_machine_name(stack),
             comment="Tag assets: scan, tag on Spot with AWS Batch, finalize, release the endpoint",
             definition_body=sfn.DefinitionBody.from_string(definition_with_placeholders(**self.options)),
             definition_substitutions={SUBSTITUTIONS[key]: value for key, value in arns.items()},
@@ -107,19 +108,8 @@ class TaggingWorkflow(Construct):
 
     def grant_start_and_stop(self, grantee: iam.IGrantable) -> iam.Grant:
         """Start executions, describe and stop them (the job API: submit, status, cancel)."""
-        executions = Stack.of(self).format_arn(
-            service="states", resource="execution", resource_name=f"{self.state_machine.state_machine_name}:*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )  # fmt: skip
-        nag.acknowledge_wildcards(
-            grantee,
-            "The executions of this one state machine; each is named after its job at submission.",
-            resources=[executions],
-        )
         return self.state_machine.grant_start_execution(grantee).combine(
-            iam.Grant.add_to_principal(
-                grantee=grantee, actions=["states:DescribeExecution", "states:StopExecution"], resource_arns=[executions]
-            )
+            grant_describe_executions(grantee, Stack.of(self), "states:StopExecution")
         )
 
     @property
@@ -128,3 +118,24 @@ class TaggingWorkflow(Construct):
             f"https://{Aws.REGION}.console.aws.amazon.com/states/home?region={Aws.REGION}"
             f"#/statemachines/view/{self.state_machine.state_machine_arn}"
         )
+
+
+def state_machine_name(stack: Stack) -> str:
+    """Named from the stack, so a function the definition invokes can be granted its executions without a cycle."""
+    return f"{stack.stack_name[:60]}-tag-assets"
+
+
+def grant_describe_executions(grantee: iam.IGrantable, stack: Stack, *more_actions: str) -> iam.Grant:
+    """DescribeExecution (and more_actions) on the executions of this stack's state machine, by its fixed name."""
+    executions = stack.format_arn(
+        service="states", resource="execution", resource_name=f"{state_machine_name(stack)}:*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )  # fmt: skip
+    nag.acknowledge_wildcards(
+        grantee,
+        "The executions of this one state machine; each is named after its job at submission.",
+        resources=[executions],
+    )
+    return iam.Grant.add_to_principal(
+        grantee=grantee, actions=["states:DescribeExecution", *more_actions], resource_arns=[executions]
+    )

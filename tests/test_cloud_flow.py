@@ -370,3 +370,17 @@ def test_resume_finishes_a_failed_job_tagging_only_what_is_missing(cloud, api):
     assert job["status"] == "COMPLETED" and job["counts"]["done"] == 2 and job["counts"]["pending"] == 0
     assert job["execution_arn"] == resumed.execution_arn and job["error"] is None
     assert all(run["returncode"] == 0 for run in cloud.batch_runs[before:])
+
+
+def test_a_job_with_no_assets_never_starts_an_endpoint(cloud, api):
+    before = len(cloud.invocations)
+    cloud.put("nothing-here/photo.jpg", b"filtered out: sentiment reads .txt")
+    status, submitted = api("POST", "/jobs", {"source": "s3://assets/nothing-here/", "bot": "sentiment", "job_id": "empty-1"})
+    assert status == 202, submitted
+    execution = cloud.wait(submitted["execution_arn"])
+    assert execution["status"] == "SUCCEEDED", (execution, cloud.invocations[before:])
+    steps = [(i["function"], i["event"].get("action")) for i in cloud.invocations[before:] if i["event"].get("job_id") == "empty-1"]
+    assert ("spotbot-endpoint", "ensure") not in steps
+    assert steps[0] == ("spotbot-scanner", None) and ("spotbot-finalize", None) in steps
+    status, job = api("GET", "/jobs/empty-1")
+    assert job["counts"]["total"] == 0

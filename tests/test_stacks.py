@@ -487,8 +487,17 @@ def test_the_api_may_start_and_stop_only_its_state_machine(resources):
     policy = role_policy(resources, "FunctionsApiServiceRole")
     machine = only(resources, "AWS::StepFunctions::StateMachine")[0]
     assert allows(policy, "states:StartExecution") == [{"Ref": machine}]
-    assert machine in json.dumps(allows(policy, "states:StopExecution"))
-    assert "execution:" in json.dumps(allows(policy, "states:StopExecution"))
+    name = only(resources, "AWS::StepFunctions::StateMachine")[1]["Properties"]["StateMachineName"]
+    assert f":execution:{name}:*" in json.dumps(allows(policy, "states:StopExecution"))
+
+
+def test_release_may_ask_step_functions_whether_a_job_is_live(resources):
+    """'Live job' is an execution that is RUNNING; the endpoint Lambda checks it without a dependency cycle."""
+    name = only(resources, "AWS::StepFunctions::StateMachine")[1]["Properties"]["StateMachineName"]
+    assert f":execution:{name}:*" in json.dumps(allows(role_policy(resources, "FunctionsEndpointServiceRole"), "states:DescribeExecution"))
+    api = role_policy(resources, "FunctionsApiServiceRole")  # cancel releases the job's endpoint itself
+    assert {"sagemaker:DeleteEndpoint", "sagemaker:DescribeEndpoint"} <= {a for s in api for a in as_list(s["Action"])}
+    assert not any(a.startswith("sagemaker:Create") for s in api for a in as_list(s["Action"]))
 
 
 # storage and search
@@ -696,3 +705,44 @@ def test_the_registry_handler_records_whether_a_new_version_is_usable(monkeypatc
     assert good["approved"] is True and good["current"] == "v9"
     assert bad["approved"] is False and "gzip" in bad["reason"] and bad["current"] == "v9"
     assert other == {"ignored": "models/sentiment/README.txt"}
+
+
+def _rendered(value: Any) -> str:
+    """An environment value as the deployed process would see it, with each CloudFormation token as 'X'."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_rendered(part) for part in parts)
+    return "X"
+
+
+def test_every_deployed_process_has_what_its_role_settings_require(resources, monkeypatch):
+    """Each Lambda and the Batch worker load their role at cold start: the stack must give each what it needs."""
+    import importlib
+
+    from spotbot.settings import RoleSettingsError, _Role, load_role
+
+    def roles_of(module_name: str) -> list[type]:
+        module = importlib.import_module(module_name)
+        return [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, _Role) and v is not _Role]
+
+    processes: list[tuple[str, dict[str, Any], list[type]]] = []
+    for name, function in of_type(resources, "AWS::Lambda::Function").items():
+        handler = function["Properties"].get("Handler", "")
+        if handler.startswith("lambdas."):
+            processes.append((name, function["Properties"]["Environment"]["Variables"], roles_of(handler.rsplit(".", 1)[0])))
+    for name, definition in of_type(resources, "AWS::Batch::JobDefinition").items():
+        variables = {v["Name"]: v["Value"] for v in definition["Properties"]["ContainerProperties"]["Environment"]}
+        processes.append((name, variables, roles_of("spotbot.entrypoints.batch_worker")))
+    assert {len(roles) for _, _, roles in processes} == {1}, "every deployed process loads exactly one role"
+    assert len(processes) >= 6
+    for name, variables, (role,) in processes:
+        for key in [k for k in __import__("os").environ if k.startswith("SPOTBOT_")]:
+            monkeypatch.delenv(key)
+        for key, value in variables.items():
+            monkeypatch.setenv(key, _rendered(value))
+        try:
+            load_role(role)
+        except RoleSettingsError as error:
+            pytest.fail(f"{name}: {error}")
