@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from spotbot.domain import Tag
+from spotbot.domain import NotFoundError, Tag
 
 InputKind = Literal["image", "text", "bytes"]
 
@@ -104,8 +104,8 @@ class BotInfo:
     description: str
 
 
-class UnknownBotError(ValueError):
-    pass
+class UnknownBotError(NotFoundError, ValueError):
+    """No built-in bot or importable module:Class of that name (exit 2)."""
 
 
 def resolve_bot(spec: str) -> type[Bot]:

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from spotbot.domain import BadInputError
+
 ARCHIVE = "model.tar.gz"
 MANIFEST = "model.json"
 METRICS = "metrics.json"
 
 
-class ModelError(ValueError):
+class ModelError(BadInputError):
     """A model archive or version that cannot be used, with the reason."""
 
 

@@ -15,6 +15,7 @@ from spotbot.domain import (
     Job,
     JobCounts,
     NotFoundError,
+    SpotbotError,
     TaskStatus,
     auto_shard_size,
     new_job_id,
@@ -51,6 +52,7 @@ class JobRun:
     wall_seconds: float = 0.0
     tagging_seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # what the scan left out, and why
 
     @property
     def assets_per_second(self) -> float:
@@ -130,6 +132,9 @@ def tag_assets(
         on_progress("tag", before)
         try:
             outcome = runner_for(workers).run(work, on_tick=lambda: on_progress("tag", index.counts(job_id)))
+        except SpotbotError as error:  # the bot would not load, a service is down: the job failed, no asset did
+            index.save_job(job.finish(index.counts(job_id), error=str(error)))
+            raise
         except BaseException:
             index.save_job(job.cancel(index.counts(job_id)))  # resumable: the same job id tags the rest
             raise
@@ -150,6 +155,7 @@ def tag_assets(
         wall_seconds=time.monotonic() - started,
         tagging_seconds=tagging_seconds,
         errors=outcome.errors,
+        skipped=list(getattr(store, "skipped", ())),  # only a local folder can hold pipes, devices and sockets
     )
 
 

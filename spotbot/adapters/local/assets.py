@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from spotbot.services.decoding import AssetError, too_large
-from spotbot.domain import AssetRef
+from spotbot.domain import AssetRef, NotFoundError
 
 
 class LocalAssetStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
         if not self.root.exists():
-            raise FileNotFoundError(f"source folder {str(root)!r} does not exist")
+            raise NotFoundError(f"source folder {str(root)!r} does not exist")
         self.source = str(self.root)
 
     def scan(self, file_types: tuple[str, ...]) -> Iterator[AssetRef]:

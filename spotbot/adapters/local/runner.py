@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from spotbot.adapters.local.in_process import InProcessRuntime
+from spotbot.domain import SpotbotError
 from spotbot.ports import RunOutcome, ShardResult, ShardWork  # noqa: F401
 from spotbot.settings import Settings
 from spotbot.services.shard import tag_shard
 from spotbot.adapters.wiring import open_asset_store, open_local_index, open_output_store
 
 
-class BotLoadError(RuntimeError):
-    pass
+class BotLoadError(SpotbotError, RuntimeError):
+    """The bot cannot load in a worker: the job fails (exit 1), no asset is blamed."""
 
 
 class LocalPoolRunner:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from spotbot.adapters.api_client import ApiClient, ApiError
+from spotbot.entrypoints.cli.console import status_text as _status_text, summarize_tags as _summarize_tags
 
 app = typer.Typer(
     name="cloud",
@@ -65,13 +66,6 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 def _print_json(payload: Any) -> None:
     print(json.dumps(payload, ensure_ascii=False))
-
-
-def _status_text(status: str) -> Any:
-    from spotbot.entrypoints.cli import _status_text as styled  # imported late: spotbot.entrypoints.cli registers this module
-    from spotbot.domain import JobStatus
-
-    return styled(JobStatus(status)) if status in JobStatus.__members__ else status
 
 
 def submit(
@@ -213,7 +207,6 @@ def search_remote(
     as_json: JsonOption = False,
 ) -> None:
     """Search the tags in AWS (OpenSearch): full text with filters on bot, label and job, newest first."""
-    from spotbot.entrypoints.cli import _summarize_tags
     from spotbot.domain import Tag
 
     client = _client(api, region)
