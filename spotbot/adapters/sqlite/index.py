@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from spotbot.domain import AssetRef, Job, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
+from spotbot.domain import UnavailableError, AssetRef, Job, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
 from spotbot.ports import SearchHit, SearchQuery, TaskOutcome
 
 SCHEMA = """
@@ -53,17 +53,38 @@ CREATE VIRTUAL TABLE IF NOT EXISTS tag_text USING fts5 (body, tokenize = 'trigra
 ALL_STATUSES = tuple(TaskStatus)
 
 
+class UnusableIndexError(UnavailableError):
+    """The index file is damaged, not a database, or in a folder we cannot write (exit 1)."""
+
+
 class SQLiteTagIndex:
     def __init__(self, path: str | Path, busy_timeout_s: float = 60.0) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UnusableIndexError(
+                f"the state folder {self.path.parent} (SPOTBOT_HOME) cannot be used: {error.strerror or error}; "
+                "point SPOTBOT_HOME at a folder you can write"
+            ) from None
         self.db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = NORMAL")
-        self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        with self._write():
-            for statement in _statements(SCHEMA):
-                self.db.execute(statement)
+        try:
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            with self._write():
+                for statement in _statements(SCHEMA):
+                    self.db.execute(statement)
+        except sqlite3.DatabaseError as error:
+            self.db.close()
+            raise UnusableIndexError(
+                f"the local index {self.path} cannot be used ({error}); run `spotbot doctor` to see what to do"
+            ) from None
+
+    def check(self) -> list[str]:
+        """What is wrong with the index file, from SQLite's own integrity check; [] when it is sound."""
+        rows = [row[0] for row in self.db.execute("PRAGMA quick_check").fetchall()]
+        return [] if rows == ["ok"] else rows
 
     def _write(self) -> _Transaction:
         return _Transaction(self.db)

@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from spotbot.entrypoints.cli import jobs, models, tagging
+from spotbot.entrypoints.cli import doctor, jobs, models, tagging
 from spotbot.entrypoints.cli.console import SpotbotGroup
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ app.command()(jobs.status)
 app.command()(jobs.search)
 app.command()(models.bots)
 app.command()(models.train)
+app.command()(doctor.doctor)
 
 models_app = typer.Typer(help="Model versions: list them, build the packaged baselines.", no_args_is_help=True)
 models_app.command("list")(models.models_list)
