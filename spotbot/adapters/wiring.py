@@ -9,11 +9,20 @@ from spotbot.ports import AssetStore, OutputStore
 from spotbot.settings import Settings
 
 
+def s3_options(settings: Settings) -> dict:
+    """The S3 client's timeouts and attempts, so an endpoint that never answers stops the job in bounded time."""
+    return {
+        "connect_timeout": settings.s3_connect_timeout_seconds,
+        "read_timeout": settings.s3_read_timeout_seconds,
+        "max_attempts": settings.s3_max_attempts,
+    }
+
+
 def open_asset_store(source: str, settings: Settings) -> AssetStore:
     if source.startswith("s3://"):
         from spotbot.adapters.s3.assets import S3AssetStore
 
-        return S3AssetStore(source, endpoint_url=settings.s3_endpoint_url)
+        return S3AssetStore(source, endpoint_url=settings.s3_endpoint_url, **s3_options(settings))
     from spotbot.adapters.local.assets import LocalAssetStore
 
     return LocalAssetStore(source)
@@ -23,7 +32,9 @@ def open_output_store(output: str, settings: Settings | None = None) -> OutputSt
     if output.startswith("s3://"):
         from spotbot.adapters.s3.output import S3OutputStore
 
-        return S3OutputStore(output)
+        if settings is None:
+            return S3OutputStore(output)
+        return S3OutputStore(output, endpoint_url=settings.s3_endpoint_url, **s3_options(settings))
     from spotbot.adapters.local.output import LocalOutputStore
 
     return LocalOutputStore(output)

@@ -83,8 +83,8 @@ class LocalPoolRunner:
                 for future in finished:
                     try:
                         results.append(future.result())
-                    except BotLoadError as error:
-                        raise BotLoadError(str(error)) from None
+                    except SpotbotError as error:  # the bot would not load, S3 is down: the job stops, no asset fails
+                        raise type(error)(str(error)) from None
                     except BrokenProcessPool:
                         unfinished.append(futures[future])
                     except Exception as error:  # noqa: BLE001 - one shard's crash is reported, the rest go on
