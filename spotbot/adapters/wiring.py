@@ -54,12 +54,20 @@ def open_model_store(location: str, settings: Settings) -> ModelStore:
     return LocalModelStore(location)
 
 
-def open_model_registry(settings: Settings, models: str | None = None) -> tuple[ModelRegistry, ModelStore]:
-    """The registry over the given (or configured) store, with the packaged versions beneath it."""
+def open_model_registry(
+    settings: Settings, models: str | None = None, *, with_default: bool = False
+) -> tuple[ModelRegistry, ModelStore]:
+    """The registry over the given (or configured) store, with the packaged versions beneath it.
+
+    with_default: the configured store too, beneath the given one (training into a fresh store finds the
+    backbone `spotbot models build` put in the default one)."""
     from spotbot.adapters.model_stores import PackagedModelStore
 
     store = open_model_store(models or settings.models, settings)
-    return ModelRegistry([store, PackagedModelStore()], settings.model_cache_dir), store
+    stores = [store]
+    if with_default and models and models != settings.models:
+        stores.append(open_model_store(settings.models, settings))
+    return ModelRegistry([*stores, PackagedModelStore()], settings.model_cache_dir), store
 
 
 def open_cloud_index(settings: Settings):  # -> OpenSearchTagIndex

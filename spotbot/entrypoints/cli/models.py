@@ -127,7 +127,7 @@ def train(
     from training.trainer import TrainConfig, train as train_head
 
     settings = load_settings(home)
-    registry, store = open_model_registry(settings, models)
+    registry, store = open_model_registry(settings, models, with_default=True)
     config = TrainConfig(
         bot=bot, data=data, version=version, head=head, test_fraction=test_fraction, min_accuracy=min_accuracy,
         base_version=base_version, max_per_label=max_per_label, seed=seed,
@@ -143,9 +143,11 @@ def train(
             )
     except (DatasetError, ModelError, ValueError, FileNotFoundError) as error:
         raise fail(str(error)) from None
+    current = open_model_registry(settings, models)[0].current(result.bot)  # what the next `spotbot tag --models` uses
+    next_version = current.version if current else None
     if as_json:
-        print_json(({"bot": result.bot, "version": result.version, "location": result.location,
-                          "approved": result.approved, "metrics": result.metrics}))
+        print_json({"bot": result.bot, "version": result.version, "location": result.location,
+                    "approved": result.approved, "metrics": result.metrics, "next_job_uses": next_version})
         return
     metrics = result.metrics
     table = Table(title=f"{result.bot} {result.version}", show_header=False, title_justify="left")
@@ -153,6 +155,13 @@ def train(
     table.add_column()
     table.add_row("held-out accuracy", f"{metrics['accuracy']:.3f} (majority label: {metrics['majority_accuracy']:.3f})")
     table.add_row("examples", f"{metrics['train_examples']} train / {metrics['test_examples']} test")
-    table.add_row("approved", "yes: the next job uses it" if result.approved else "[red]no[/]: below its threshold")
+    if not result.approved:
+        verdict = "[red]no[/]: below its threshold"
+    elif next_version == result.version:
+        verdict = "yes: the next job uses it"
+    else:
+        verdict = f"yes, but the next job uses {next_version or 'the built-in model'}"
+    table.add_row("approved", verdict)
+    table.add_row("next job uses", next_version or "the built-in model")
     table.add_row("published", result.location)
     out.print(table)
