@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from spotbot.domain import UnavailableError, AssetRef, Job, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
+from spotbot.domain import BadInputError, UnavailableError, AssetRef, Job, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
 from spotbot.ports import SearchHit, SearchQuery, TaskOutcome
 
 SCHEMA = """
@@ -49,6 +49,9 @@ CREATE INDEX IF NOT EXISTS tag_labels_by_row ON tag_labels (tag_rowid);
 -- trigram tokens, because Chinese text has no spaces between words
 CREATE VIRTUAL TABLE IF NOT EXISTS tag_text USING fts5 (body, tokenize = 'trigram');
 """
+
+MAX_SEARCH_TERMS = 32  # each term is one clause: more makes SQLite's expression tree too large
+MAX_TERM_CHARS = 200
 
 ALL_STATUSES = tuple(TaskStatus)
 
@@ -199,15 +202,22 @@ class SQLiteTagIndex:
     def search(self, query: SearchQuery) -> list[SearchHit]:
         where: list[str] = []
         params: list[object] = []
-        terms = (query.text or "").split()
+        terms = list(dict.fromkeys((query.text or "").split()))
+        if len(terms) > MAX_SEARCH_TERMS:
+            raise BadInputError(f"a search takes at most {MAX_SEARCH_TERMS} terms, got {len(terms)}")
+        if any(len(t) > MAX_TERM_CHARS for t in terms):
+            raise BadInputError(f"a search term is at most {MAX_TERM_CHARS} characters")
         long_terms = [t for t in terms if len(t) >= 3]
+        short_terms = [t for t in terms if len(t) < 3]
+        text_where: list[str] = []
         if long_terms:  # the trigram index answers terms of three characters or more
-            where.append("tags.rowid IN (SELECT rowid FROM tag_text WHERE tag_text MATCH ?)")
+            text_where.append("tag_text MATCH ?")
             params.append(" AND ".join('"' + t.replace('"', '""') + '"' for t in long_terms))
-        for term in terms:
-            if len(term) < 3:
-                where.append("tags.rowid IN (SELECT rowid FROM tag_text WHERE body LIKE ? ESCAPE '\\')")
-                params.append("%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        for term in short_terms:  # shorter ones: LIKE, in the same one pass (over the MATCH hits when there are any)
+            text_where.append("body LIKE ? ESCAPE '\\'")
+            params.append("%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        if text_where:
+            where.append(f"tags.rowid IN (SELECT rowid FROM tag_text WHERE {' AND '.join(text_where)})")
         if query.bot:
             where.append("tags.bot = ?")
             params.append(query.bot)
