@@ -194,7 +194,8 @@ def _predict_batch(batch: list[tuple[Task, Any]], runtime: BotRuntime, writer: _
                 asset=task.asset,
                 etag=task.etag,
                 tags=[t if isinstance(t, Tag) else Tag.model_validate(t) for t in (tags or [])],
-                text=decoded if isinstance(decoded, str) else None,
+                text=str(decoded) if isinstance(decoded, str) else None,
+                encoding=getattr(decoded, "encoding", None),
             )
             for (task, decoded), tags in zip(batch, results, strict=True)
         ]

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS tags (
     tags TEXT NOT NULL,
     text TEXT,
     created_at TEXT NOT NULL,
+    encoding TEXT,
     PRIMARY KEY (job_id, asset)
 );
 CREATE TABLE IF NOT EXISTS tag_labels (
@@ -78,6 +79,9 @@ class SQLiteTagIndex:
             with self._write():
                 for statement in _statements(SCHEMA):
                     self.db.execute(statement)
+                columns = {row[1] for row in self.db.execute("PRAGMA table_info(tags)")}
+                if "encoding" not in columns:  # an index made before text encodings were recorded
+                    self.db.execute("ALTER TABLE tags ADD COLUMN encoding TEXT")
         except sqlite3.DatabaseError as error:
             self.db.close()
             raise UnusableIndexError(
@@ -157,10 +161,11 @@ class SQLiteTagIndex:
     def _upsert_tag_record(self, record: TagRecord) -> None:
         tags_json = json.dumps([t.model_dump(mode="json") for t in record.tags], ensure_ascii=False)
         (rowid,) = self.db.execute(
-            "INSERT INTO tags (job_id, asset, bot, model_version, etag, tags, text, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, asset) DO UPDATE SET "
+            "INSERT INTO tags (job_id, asset, bot, model_version, etag, tags, text, created_at, encoding) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, asset) DO UPDATE SET "
             "bot = excluded.bot, model_version = excluded.model_version, etag = excluded.etag, "
-            "tags = excluded.tags, text = excluded.text, created_at = excluded.created_at RETURNING rowid",
+            "tags = excluded.tags, text = excluded.text, created_at = excluded.created_at, "
+            "encoding = excluded.encoding RETURNING rowid",
             (
                 record.job_id,
                 record.asset,
@@ -170,6 +175,7 @@ class SQLiteTagIndex:
                 tags_json,
                 record.text,
                 record.created_at.isoformat(),
+                record.encoding,
             ),
         ).fetchone()
         self.db.execute("DELETE FROM tag_text WHERE rowid = ?", (rowid,))
@@ -265,11 +271,13 @@ class SQLiteTagIndex:
         return len(rows)
 
 
-_TAG_COLUMNS = "tags.job_id, tags.bot, tags.model_version, tags.asset, tags.etag, tags.tags, tags.text, tags.created_at"
+_TAG_COLUMNS = (
+    "tags.job_id, tags.bot, tags.model_version, tags.asset, tags.etag, tags.tags, tags.text, tags.created_at, tags.encoding"
+)
 
 
 def _tag_record(row: tuple) -> TagRecord:
-    job_id, bot, model_version, asset, etag, tags, text, created_at = row
+    job_id, bot, model_version, asset, etag, tags, text, created_at, encoding = row
     return TagRecord(
         job_id=job_id,
         bot=bot,
@@ -279,6 +287,7 @@ def _tag_record(row: tuple) -> TagRecord:
         tags=json.loads(tags),
         text=text,
         created_at=created_at,
+        encoding=encoding,
     )
 
 
