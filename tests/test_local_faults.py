@@ -201,3 +201,34 @@ def test_errors_under_json_are_json(tmp_path: Path):
     run = run_spotbot(tmp_path / "home", "status", "no-such-job", "--json", check=False)
     assert run.returncode == 2
     assert json.loads(run.stderr) == {"error": "no job 'no-such-job'; `spotbot jobs` lists the jobs", "exit_code": 2}
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 64 KiB tmpfs, so the output fills up for real; skipped where mounting is refused."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_ends_the_job_in_one_line_and_a_resume_finishes_it(tmp_path: Path, small_disk: Path):
+    src, home = tmp_path / "src", tmp_path / "home"
+    write_reviews(src, 400)  # ~150 KB of JSON Lines: more than the disk holds
+    args = ["tag", str(src), "--bot", "tests.support_bots:LengthBot", "--out", str(small_disk), "--job-id", "full",
+            "--workers", "1"]
+    run = run_spotbot(home, *args, check=False)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "No space left on device" in run.stderr
+    status = job_json(home, "full")
+    assert status["status"] in ("FAILED", "PARTIAL") and status["counts"]["failed"] == 0
+    assert not list(small_disk.rglob("*.tmp")), "a half-written file was left behind"
+    subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
+    resumed = json.loads(run_spotbot(home, *args, "--json").stdout)
+    assert resumed["job"]["status"] == "COMPLETED" and resumed["job"]["counts"]["done"] == 400
+    assert len(assert_outputs_agree(home, small_disk, "full")) == 400
