@@ -189,6 +189,7 @@ class CarModelBot(TrainableBot):
     file_types: ClassVar[tuple[str, ...]] = IMAGE_TYPES
     input_kind: ClassVar[str] = "image"
     batch_size: ClassVar[int] = 16
+    needs_model_version: ClassVar[bool] = True  # the backbone is exported by `spotbot models build`, not shipped
     description: ClassVar[str] = (
         "vehicles in photos: a vehicle score, the body type, and make/model when the model has a trained head"
     )

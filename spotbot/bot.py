@@ -57,6 +57,7 @@ class Bot(ABC):
     batch_size: ClassVar[int] = 8
     runtime: ClassVar[str] = "in-process"
     description: ClassVar[str] = ""
+    needs_model_version: ClassVar[bool] = False  # ships no model: it runs only once a version is in a model store
 
     model_version: str = "unloaded"
 
@@ -102,6 +103,7 @@ class BotInfo:
     model_version: str
     runtime: str
     description: str
+    needs_model_version: bool = False
 
 
 class UnknownBotError(NotFoundError, ValueError):
@@ -137,6 +139,7 @@ def describe_bot(spec: str) -> BotInfo:
         model_version=bot_class.default_model_version(),
         runtime=bot_class.runtime,
         description=bot_class.description,
+        needs_model_version=bot_class.needs_model_version,
     )
 
 

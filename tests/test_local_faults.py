@@ -232,3 +232,22 @@ def test_a_full_disk_ends_the_job_in_one_line_and_a_resume_finishes_it(tmp_path:
     resumed = json.loads(run_spotbot(home, *args, "--json").stdout)
     assert resumed["job"]["status"] == "COMPLETED" and resumed["job"]["counts"]["done"] == 400
     assert len(assert_outputs_agree(home, small_disk, "full")) == 400
+
+
+def test_bots_says_car_model_is_not_ready_without_its_model(tmp_path: Path):
+    listed = json.loads(run_spotbot(tmp_path / "home", "bots", "--models", str(tmp_path / "empty"), "--json").stdout)
+    ready = {b["name"]: (b["ready"], b["model_version"]) for b in listed}
+    assert ready["car-model"] == (False, None) and ready["sentiment"][0] is True
+
+
+def test_status_folds_a_long_failed_path_in_80_columns(tmp_path: Path):
+    src, home = tmp_path / "src", tmp_path / "home"
+    deep = src / ("a-rather-long-folder-name-" * 3) / "and-a-file-name-that-does-not-fit-either.txt"
+    deep.parent.mkdir(parents=True)
+    deep.write_text("boom", encoding="utf-8")
+    run_spotbot(home, "tag", str(src), "--bot", "tests.support_bots:FussyBot", "--job-id", "fold", "--out", str(tmp_path / "o"))
+    env = spotbot_env(home) | {"COLUMNS": "80"}
+    table = subprocess.run([sys.executable, "-m", "spotbot", "status", "fold"], cwd=REPO, env=env,
+                           capture_output=True, text=True, check=True).stdout
+    joined = "".join(part.strip() for line in table.splitlines() for part in line.split("│"))
+    assert str(deep.relative_to(src)).replace(" ", "") in joined and "…" not in table

@@ -35,7 +35,7 @@ def jobs(
     finally:
         index.close()
     if as_json:
-        print_json(([job.model_dump(mode="json") for job in listed]))
+        print_json([job.model_dump(mode="json") for job in listed])
         return
     table = Table("job", "bot", "status", "done", "failed", "total", "created", "source")
     for job in listed:
@@ -76,7 +76,7 @@ def status(
     if as_json:
         payload = job.model_dump(mode="json")
         payload["failed_tasks"] = [task.model_dump(mode="json") for task in failed]
-        print_json((payload))
+        print_json(payload)
         return
     table = Table(title=f"Job {job.job_id}", show_header=False, title_justify="left")
     table.add_column(style="bold")
@@ -124,7 +124,7 @@ def search(
     finally:
         index.close()
     if as_json:
-        print_json(([hit.record.model_dump(mode="json", exclude_none=True) for hit in hits]))
+        print_json([hit.record.model_dump(mode="json", exclude_none=True) for hit in hits])
         return
     if not hits:
         err.print("no tags match")

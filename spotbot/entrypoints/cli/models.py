@@ -31,13 +31,17 @@ def bots(models: ModelsOption = None, as_json: JsonOption = False, home: HomeOpt
         current = registry.current(info.name)
         row = info.__dict__ | {"model_version": current.version if current else info.model_version}
         row["model_store"] = current.store if current else "built in"
+        row["ready"] = current is not None or not info.needs_model_version
+        if not row["ready"]:
+            row["model_version"], row["model_store"] = None, None
         infos.append(row)
     if as_json:
-        print_json((infos))
+        print_json(infos)
         return
     table = Table("bot", "file types", "model version", "runtime", "what it tags")
     for row in infos:
-        table.add_row(row["name"], " ".join(row["file_types"]), row["model_version"], row["runtime"], row["description"])
+        version = row["model_version"] or "[red]none: run `spotbot models build`[/]"
+        table.add_row(row["name"], " ".join(row["file_types"]), version, row["runtime"], row["description"])
     out.print(table)
 
 
@@ -69,7 +73,7 @@ def models_list(
                 }
             )
     if as_json:
-        print_json((rows))
+        print_json(rows)
         return
     table = Table("bot", "version", "current", "approved", "accuracy", "format", "store", "why")
     for row in rows:
@@ -81,6 +85,7 @@ def models_list(
 
 def models_build(
     models: ModelsOption = None,
+    as_json: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
     """Build the model versions that are made, not shipped: the car-model backbone exported to ONNX.
@@ -96,6 +101,9 @@ def models_build(
         location, built = build_car_model_baseline(store)
     except ImportError as error:
         raise fail(f"building the car-model backbone needs torch: pip install -e '.[export]' ({error})") from None
+    if as_json:
+        print_json({"bot": "car-model", "location": location, "built": built})
+        return
     err.print(f"car-model baseline {'built' if built else 'already there'}: {location}", highlight=False)
 
 
