@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     max_shard_size: int = Field(default=1000, ge=1, description="Largest shard when the shard size is automatic")
     max_asset_bytes: int = Field(default=64 * 2**20, ge=1, description="Larger assets fail without being read")
     max_image_pixels: int = Field(default=50_000_000, ge=1, description="Larger images fail without being decoded")
+    max_decode_side: int = Field(
+        default=4096, ge=64, description="Images are decoded at reduced scale to about this many pixels on the longest side"
+    )
     max_text_bytes: int = Field(default=2**20, ge=1, description="Larger text assets fail")
     text_encodings: Annotated[list[str], NoDecode] = Field(
         default=["utf-8"],

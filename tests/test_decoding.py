@@ -80,3 +80,11 @@ def test_text_too_large_blank_or_binary_fails():
         decode_text(b" \n\t ", LIMITS)
     with pytest.raises(AssetError, match="NUL"):
         decode_text(b"ab\x00cd", LIMITS)
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_scale():
+    big = Image.new("RGB", (8000, 6000), "white")
+    data = png(big, format="JPEG", quality=50)
+    decoded = decode_image(data, DecodeLimits(**{**LIMITS.__dict__, "max_decode_side": 2000}))
+    assert decoded.size == (2000, 1500)  # 1/4 scale from the DCT: the 48-megapixel bitmap never existed
+    assert decode_image(data, LIMITS).size[0] <= 2 * LIMITS.max_decode_side

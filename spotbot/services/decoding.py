@@ -25,6 +25,7 @@ class DecodeLimits:
     max_image_pixels: int
     max_text_bytes: int
     text_encodings: tuple[str, ...] = ("utf-8",)
+    max_decode_side: int = 4096  # a larger JPEG is decoded at 1/2, 1/4 or 1/8 scale: memory stays bounded
 
 
 def _mib(n: int) -> str:
@@ -60,7 +61,13 @@ def decode_image(data: bytes, limits: DecodeLimits) -> Image.Image:
                 f"max_image_pixels ({limits.max_image_pixels / 1e6:.0f} megapixels); "
                 "raise SPOTBOT_MAX_IMAGE_PIXELS to allow it"
             )
+        longest = max(width, height)
+        if image.format == "JPEG" and longest > limits.max_decode_side:  # DCT scaling: never holds the full image
+            scale = limits.max_decode_side / longest
+            image.draft(image.mode, (max(1, int(width * scale)), max(1, int(height * scale))))
         image.load()
+        if max(image.size) > limits.max_decode_side * 2:  # formats without draft: halve until near the cap
+            image = image.reduce(max(2, max(image.size) // limits.max_decode_side))
         image = ImageOps.exif_transpose(image)
         if image.mode != "RGB":
             image = _to_rgb(image)

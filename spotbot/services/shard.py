@@ -37,6 +37,7 @@ def limits_from(settings: Settings) -> DecodeLimits:
         max_image_pixels=settings.max_image_pixels,
         max_text_bytes=settings.max_text_bytes,
         text_encodings=tuple(settings.text_encodings),
+        max_decode_side=settings.max_decode_side,
     )
 
 
