@@ -2,7 +2,7 @@
 
 Each command is a plain, typer-annotated function, registered here on `app` and reusable as a
 top-level command of spotbot.entrypoints.cli (`spotbot submit --api URL`) or called from one (`status_remote`).
-Exit codes: 0 ok, 2 the API refused the request (400, 404, 409), 4 the API failed or could not be
+Exit codes: 0 ok, 2 the API refused the request (400, 404, 409), 1 the API failed or could not be
 reached (5xx, network, no credentials).
 """
 
@@ -28,7 +28,7 @@ out = Console()
 err = Console(stderr=True)
 
 EXIT_REFUSED = 2
-EXIT_API_FAILED = 4
+EXIT_API_FAILED = 1  # as every command: something outside us is down (UnavailableError)
 
 ApiOption = Annotated[
     str,
