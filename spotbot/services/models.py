@@ -96,9 +96,12 @@ class ModelRegistry:
         return sorted(seen.items(), key=lambda item: version_key(item[0]), reverse=True)
 
     def list(self, bot: str) -> list[ModelVersion]:
-        """Newest first by when each was made (model.json created_at; packaged ones, with none, last), then by name."""
+        """Store by store (a store shadows the ones beneath it), newest first by when each was made (model.json
+        created_at, none counting as oldest), then by name."""
         inspected = [self._inspect(bot, version, store) for version, store in self._candidates(bot)]
-        return sorted(inspected, key=lambda v: (str(v.manifest.get("created_at") or ""), version_key(v.version)), reverse=True)
+        newest = sorted(inspected, key=lambda v: (str(v.manifest.get("created_at") or ""), version_key(v.version)), reverse=True)
+        rank = {store.location: i for i, store in enumerate(self.stores)}
+        return sorted(newest, key=lambda v: rank.get(v.store, len(rank)))
 
     def current(self, bot: str) -> ModelVersion | None:
         """The newest approved version: the one the next job uses."""

@@ -148,11 +148,13 @@ def _tag_tasks(
     if not tasks:
         return False
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="read")
+    stopped = False
     try:
         batch: list[tuple[Task, Any]] = []
         for task, decoded in _read_ahead(tasks, pool, read_and_decode, window=concurrency * 2 if concurrency > 1 else 1):
             if should_stop():  # checked per asset, so a run of bad assets cannot outlast a stop notice
-                return True
+                stopped = True
+                break
             try:
                 batch.append((task, decoded.result(timeout=settings.read_timeout_seconds)))
             except AssetError as error:
@@ -166,7 +168,7 @@ def _tag_tasks(
                 batch = []
         if batch:  # at most one micro-batch, decoded already: tagging it beats redoing it
             _predict_batch(batch, runtime, writer, job_id)
-        return False
+        return stopped
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # a read stuck in the kernel must not hold the shard
 
