@@ -45,9 +45,9 @@ def job_json(home: Path, job_id: str) -> dict:
 @pytest.mark.parametrize(("signum", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_a_signal_stops_the_job_cleanly_and_a_resume_tags_the_rest_once(tmp_path: Path, signum: int, code: int, word: str):
     src, home, out, log = tmp_path / "src", tmp_path / "home", tmp_path / "out", tmp_path / "predicted.log"
-    write_reviews(src, 200)
+    write_reviews(src, 120)
     args = ["tag", str(src), "--bot", "tests.support_bots:SlowLengthBot", "--out", str(out), "--job-id", "stop",
-            "--workers", "2", "--shard-size", "20"]
+            "--workers", "2", "--shard-size", "15"]
     process = start_spotbot(home, *args, SPOTBOT_TEST_PREDICT_LOG=str(log), SPOTBOT_WRITE_BATCH="4")
     wait_for_done(home, 20)
     process.send_signal(signum)
@@ -56,15 +56,16 @@ def test_a_signal_stops_the_job_cleanly_and_a_resume_tags_the_rest_once(tmp_path
     assert "Traceback" not in stderr
     assert f"{word}; run the same command with --job-id stop to resume it" in stderr
     status = job_json(home, "stop")
-    assert status["status"] == "CANCELLED" and 0 < status["counts"]["done"] < 200
+    assert status["status"] == "CANCELLED" and 0 < status["counts"]["done"] < 120
     time.sleep(0.3)
     predicted = len(log.read_text().splitlines())
     time.sleep(0.5)
     assert len(log.read_text().splitlines()) == predicted, "a worker went on tagging after the stop"
 
     resumed = json.loads(run_spotbot(home, *args, "--json", SPOTBOT_TEST_PREDICT_LOG=str(log)).stdout)
-    assert resumed["job"]["status"] == "COMPLETED" and resumed["job"]["counts"]["done"] == 200
-    assert len(assert_outputs_agree(home, out, "stop")) == 200
+    assert resumed["job"]["status"] == "COMPLETED" and resumed["job"]["counts"]["done"] == 120
+    assert len(assert_outputs_agree(home, out, "stop")) == 120
+    assert sorted(log.read_text().splitlines()) == sorted(f"review {i:04d}" for i in range(120))  # each tagged once
 
 
 def test_a_bot_that_fails_to_load_fails_the_job_in_one_line(tmp_path: Path):

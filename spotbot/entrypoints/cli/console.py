@@ -7,7 +7,7 @@ import json
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from typing import Annotated, Any, Optional
 
 import click
 import typer
@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from spotbot.domain import BadInputError, ConflictError, JobStatus, NotFoundError, SpotbotError, UnavailableError
+from spotbot.domain import BadInputError, ConflictError, JobStatus, NotFoundError, SpotbotError
 
 out = Console()
 err = Console(stderr=True)
@@ -114,10 +114,6 @@ def load_settings(home: Path | None = None) -> Any:
         raise BadInputError(f"bad setting: {error}") from None
 
 
-def abort(message: str, code: int) -> NoReturn:
-    raise fail(message, code)
-
-
 _STATUS_STYLE = {
     JobStatus.COMPLETED: "green",
     JobStatus.PARTIAL: "yellow",
@@ -137,6 +133,19 @@ def status_text(status: JobStatus | str) -> Text:
     return Text(status.value, style=_STATUS_STYLE.get(status, ""))
 
 
+def job_table(job: Any, model_version: str | None) -> Any:
+    """The two-column table every job view starts with: status, bot and source, paths folded, never cut."""
+    from rich.table import Table
+
+    table = Table(title=f"Job {job.job_id}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("status", status_text(job.status))
+    table.add_row("bot", f"{job.bot} ({model_version or '-'})")
+    table.add_row("source", job.source)
+    return table
+
+
 def summarize_tags(tags: list) -> str:
     """"positive 0.98", or "text x3 (0.94-1.00)" for a bot that gives many tags of one label."""
     if not tags:
@@ -154,7 +163,7 @@ def summarize_tags(tags: list) -> str:
 
 
 __all__ = [
-    "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_JOB_BUSY", "EXIT_OK", "EXIT_TERMINATED", "UnavailableError",
-    "ApiOption", "HomeOption", "JsonOption", "ModelVersionOption", "ModelsOption", "SpotbotGroup", "abort", "err",
-    "exit_code_for", "fail", "load_settings", "out", "print_json", "status_text", "summarize_tags",
+    "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_JOB_BUSY", "EXIT_OK", "EXIT_TERMINATED",
+    "ApiOption", "HomeOption", "JsonOption", "ModelVersionOption", "ModelsOption", "SpotbotGroup", "err",
+    "exit_code_for", "fail", "job_table", "load_settings", "out", "print_json", "status_text", "summarize_tags",
 ]

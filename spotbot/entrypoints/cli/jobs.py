@@ -13,6 +13,7 @@ from spotbot.entrypoints.cli.console import (
     HomeOption,
     JsonOption,
     err,
+    job_table,
     load_settings,
     out,
     print_json,
@@ -78,12 +79,7 @@ def status(
         payload["failed_tasks"] = [task.model_dump(mode="json") for task in failed]
         print_json(payload)
         return
-    table = Table(title=f"Job {job.job_id}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    table.add_row("status", status_text(job.status))
-    table.add_row("bot", f"{job.bot} ({job.model_version or '-'})")
-    table.add_row("source", job.source)
+    table = job_table(job, job.model_version)
     table.add_row("output", str(Path(job.output) / job.job_id))
     counts = job.counts
     table.add_row("counts", f"total {counts.total:,}  done {counts.done:,}  failed {counts.failed:,}  pending {counts.pending:,}")

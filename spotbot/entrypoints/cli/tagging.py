@@ -11,24 +11,22 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task as ProgressTask, TextColumn
-from rich.table import Table
 from rich.text import Text
 
 from spotbot.domain import Job, JobCounts
 from spotbot.entrypoints.cli.console import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
-    EXIT_TERMINATED,
     HomeOption,
     JsonOption,
     ModelsOption,
     ModelVersionOption,
     err,
     fail,
+    job_table,
     load_settings,
     out,
     print_json,
-    status_text,
 )
 
 
@@ -236,12 +234,7 @@ class _TagProgress:
 
 def _print_run_summary(run: Any) -> None:
     job: Job = run.job
-    table = Table(title=f"Job {job.job_id}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    table.add_row("status", status_text(job.status))
-    table.add_row("bot", f"{job.bot} ({job.model_version})")
-    table.add_row("source", job.source)
+    table = job_table(job, job.model_version)
     table.add_row("assets", f"{job.counts.total:,} (this run: {run.processed:,} tagged of {run.scanned:,} scanned)")
     table.add_row("done / failed", f"{job.counts.done:,} / {job.counts.failed:,}")
     table.add_row("wall time", f"{run.wall_seconds:.1f} s")
