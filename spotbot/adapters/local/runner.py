@@ -31,6 +31,7 @@ from spotbot.ports import RunOutcome, ShardResult, ShardWork, TaskOutcome
 from spotbot.services.shard import tag_shard
 from spotbot.settings import Settings
 
+STOP_GRACE_SECONDS = 10.0  # after Ctrl-C or SIGTERM, how long workers get to save the batch they hold
 MAX_POOL_RESTARTS = 50  # each restart fails an asset or narrows the suspects; this bounds a pathological run
 
 
@@ -66,11 +67,13 @@ class LocalPoolRunner:
         self, work: list[ShardWork], journals: Path, results: list[ShardResult], errors: list[str], on_tick: Callable[[], None]
     ) -> list[ShardWork]:
         """Runs the shards in one pool; returns the shards to run again when a worker died."""
+        context = multiprocessing.get_context("spawn")  # no inherited locks, threads or DB handles
+        stop = context.Event()
         pool = ProcessPoolExecutor(
             max_workers=min(self.workers, len(work)),
-            mp_context=multiprocessing.get_context("spawn"),  # no inherited locks, threads or DB handles
+            mp_context=context,
             initializer=_init_worker,
-            initargs=(self.settings, os.getpid(), str(journals)),
+            initargs=(self.settings, os.getpid(), str(journals), stop),
         )
         processes: dict[int, Any] = {}
         futures: dict[Future, ShardWork] = {pool.submit(_run_shard, item): item for item in work}
@@ -92,7 +95,9 @@ class LocalPoolRunner:
                 on_tick()
         except BaseException:
             processes.update(getattr(pool, "_processes", None) or {})
+            stop.set()  # each worker saves what it has tagged, as the Batch worker does on SIGTERM
             pool.shutdown(wait=False, cancel_futures=True)
+            wait([f for f in futures if not f.done()], timeout=STOP_GRACE_SECONDS)
             _terminate(processes.values())
             raise
         pool.shutdown(wait=True)
@@ -187,11 +192,11 @@ class _FileJournal:
         self.note("-", asset)
 
 
-def _init_worker(settings: Settings, parent_pid: int, journals: str) -> None:
+def _init_worker(settings: Settings, parent_pid: int, journals: str, stop: Any) -> None:
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     journal = _FileJournal(Path(journals) / f"{os.getpid()}.jsonl")
-    _worker.update(settings=settings, parent_pid=parent_pid, runtimes={}, journal=journal)
+    _worker.update(settings=settings, parent_pid=parent_pid, runtimes={}, journal=journal, stop=stop)
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -209,8 +214,9 @@ def _cached(key: tuple[str, str], make: Any) -> Any:
     return _worker[key]
 
 
-def _parent_gone() -> bool:
-    return os.getppid() != _worker["parent_pid"]
+def _should_stop() -> bool:
+    """The parent asked (Ctrl-C, SIGTERM) or died."""
+    return _worker["stop"].is_set() or os.getppid() != _worker["parent_pid"]
 
 
 def _run_shard(work: ShardWork) -> ShardResult:
@@ -235,7 +241,7 @@ def _run_shard(work: ShardWork) -> ShardResult:
         output=_cached(("output", work.output), lambda: open_output_store(work.output, settings)),
         runtime=runtime,
         settings=settings,
-        should_stop=_parent_gone,
+        should_stop=_should_stop,
         journal=journal,
     )
     return replace(result, model_version=runtime.model_version)
