@@ -252,3 +252,36 @@ def test_status_folds_a_long_failed_path_in_80_columns(tmp_path: Path):
                            capture_output=True, text=True, check=True).stdout
     joined = "".join(part.strip() for line in table.splitlines() for part in line.split("│"))
     assert str(deep.relative_to(src)).replace(" ", "") in joined and "…" not in table
+
+
+def children_of(pid: int) -> set[int]:
+    try:
+        return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except OSError:
+        return set()
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to find the workers")
+def test_workers_die_when_the_parent_dies_during_their_start_up(tmp_path: Path):
+    src, home = tmp_path / "src", tmp_path / "home"
+    write_reviews(src, 60)
+    process = start_spotbot(home, "tag", str(src), "--bot", "tests.support_bots:SlowLengthBot", "--workers", "2",
+                            "--shard-size", "10", "--out", str(tmp_path / "o"))
+    deadline, seen = time.monotonic() + 60, set()
+    while time.monotonic() < deadline and len(seen) < 2:  # the resource tracker and the first worker being spawned
+        seen |= children_of(process.pid)
+        time.sleep(0.005)
+    process.kill()  # while the workers are still importing: before their initializer ran
+    process.wait()
+    assert seen, "no worker was ever started"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(alive(pid) for pid in seen):
+        time.sleep(0.1)
+    assert not [pid for pid in seen if alive(pid)], "a worker or the resource tracker outlived its parent"
