@@ -186,6 +186,7 @@ def vehicle_tags(probs: np.ndarray) -> list[Tag]:
 
 class CarModelBot(TrainableBot, builtin="car-model"):
     batch_size: ClassVar[int] = 16
+    needs_model_version: ClassVar[bool] = True  # the backbone is exported by `spotbot models build`, not shipped
 
     def __init__(self) -> None:
         self._backbone: CarBackbone | None = None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 from pathlib import Path
-from typing import ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -19,14 +20,22 @@ class Settings(BaseSettings):
     max_shard_size: int = Field(default=1000, ge=1, description="Largest shard when the shard size is automatic")
     max_asset_bytes: int = Field(default=64 * 2**20, ge=1, description="Larger assets fail without being read")
     max_image_pixels: int = Field(default=50_000_000, ge=1, description="Larger images fail without being decoded")
-    max_text_bytes: int = Field(default=2**20, ge=1, description="Larger text assets fail")
-    text_encodings: list[str] = Field(
-        default=["utf-8"], description="Encodings tried in order for text assets, e.g. utf-8,gb18030"
+    max_decode_side: int = Field(
+        default=4096, ge=64, description="Images are decoded at reduced scale to about this many pixels on the longest side"
     )
+    max_text_bytes: int = Field(default=2**20, ge=1, description="Larger text assets fail")
+    text_encodings: Annotated[list[str], NoDecode] = Field(
+        default=["utf-8"],
+        description="Encodings tried in order for text assets, e.g. utf-8,gb18030; then the encoding is detected",
+    )
+    read_timeout_seconds: float = Field(default=60.0, gt=0, description="An asset whose read takes longer fails alone")
     read_concurrency: int = Field(default=8, ge=1, description="Assets read and decoded ahead, per worker")
     write_batch: int = Field(default=256, ge=1, description="Tag records per index transaction")
     write_interval_seconds: float = Field(default=1.0, gt=0, description="Longest wait before buffered tags are written")
     s3_endpoint_url: str | None = Field(default=None, description="Custom S3 endpoint (MinIO, moto)")
+    s3_connect_timeout_seconds: float = Field(default=5.0, gt=0, description="Longest wait to connect to S3, per attempt")
+    s3_read_timeout_seconds: float = Field(default=30.0, gt=0, description="Longest wait for an S3 answer, per attempt")
+    s3_max_attempts: int = Field(default=4, ge=1, description="Attempts per S3 request before the job stops as unavailable")
     models: str = Field(default="~/.spotbot/models", description="Model store: a folder or s3://bucket/prefix")
 
     # The cloud path: set by the stack on every Lambda and Batch job (AWS_ENDPOINT_URL points boto3 at moto in tests)
@@ -55,6 +64,19 @@ class Settings(BaseSettings):
     endpoint_instance_type: str = Field(default="ml.m5.large", description="Endpoint instance type of bots that name none")
     scan_time_budget_seconds: float = Field(default=600.0, gt=0, description="Scanner stops and hands on a token after this")
     scan_parallelism: int = Field(default=16, ge=1, description="Concurrent ListObjectsV2 calls in the scanner")
+
+    @field_validator("text_encodings", mode="before")
+    @classmethod
+    def _encodings(cls, value: Any) -> Any:
+        """A JSON list, or the comma form utf-8,gb18030; every name must be a codec Python knows."""
+        if isinstance(value, str):
+            value = json.loads(value) if value.lstrip().startswith("[") else [v.strip() for v in value.split(",") if v.strip()]
+        for name in value if isinstance(value, list) else []:
+            try:
+                codecs.lookup(name)
+            except (LookupError, TypeError):
+                raise ValueError(f"unknown text encoding {name!r}") from None
+        return value
 
     @property
     def index_path(self) -> Path:

@@ -49,3 +49,22 @@ class FussyBot(LengthBot):
 class BrokenLoadBot(LengthBot):
     def load(self, model_dir: Path | None = None, *, threads: int | None = None) -> None:
         raise FileNotFoundError("model weights missing")
+
+
+class CrashingBot(LengthBot):
+    """Kills its own process (as a segfault in a native model would) on any text holding 'segfault'."""
+
+    def predict(self, batch: list[Any]) -> list[list[Tag]]:
+        if any("segfault" in text for text in batch):
+            import signal
+
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return super().predict(batch)
+
+
+class NanBot(LengthBot):
+    """Scores a text holding 'nan' as NaN, as a broken model would."""
+
+    def predict(self, batch: list[Any]) -> list[list[Tag]]:
+        tags = super().predict(batch)
+        return [[Tag(label="odd", score=float("nan"))] if "nan" in text else t for text, t in zip(batch, tags)]

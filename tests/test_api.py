@@ -668,4 +668,4 @@ def test_spotbot_cloud_commands_end_to_end(cloud, api_url):
     result = runner.invoke(cloud_app, ["status", "no-such-job"], env=env)
     assert result.exit_code == 2 and "no job" in result.stderr
     result = runner.invoke(cloud_app, ["jobs", "--api", "http://127.0.0.1:9/prod", "--region", REGION])
-    assert result.exit_code == 4 and "cannot reach" in result.stderr
+    assert result.exit_code == 1 and "cannot reach" in result.stderr

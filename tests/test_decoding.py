@@ -57,11 +57,20 @@ def test_images_come_out_rgb_and_upright():
 def test_text_encodings():
     assert decode_text("  好评\r\n".encode("utf-8-sig"), LIMITS) == "好评"
     assert decode_text("好评".encode("utf-16"), LIMITS) == "好评"
+    assert decode_text("好评".encode("utf-16"), LIMITS).encoding == "utf-16"
     gbk = "质量很好".encode("gb18030")
-    with pytest.raises(AssetError, match=r"not in an accepted encoding \(utf-8: invalid byte 0xd6 at offset 0\)"):
-        decode_text(gbk, LIMITS)
     with_gb = DecodeLimits(**{**LIMITS.__dict__, "text_encodings": ("utf-8", "gb18030")})
-    assert decode_text(gbk, with_gb) == "质量很好"
+    assert decode_text(gbk, with_gb) == "质量很好" and decode_text(gbk, with_gb).encoding == "gb18030"
+    # not UTF-8 and no setting: detected, preferring GB 18030 on a near tie, and the encoding is kept
+    for text in ("质量很好", "味道不错，推荐", "这家店的菜很好吃，服务也很周到，下次还来。"):
+        for encoding in ("gb18030", "gbk"):
+            detected = decode_text(text.encode(encoding), LIMITS)
+            assert (detected, detected.encoding) == (text, "gb18030")
+    japanese = decode_text("おいしいです、また来ます".encode("shift_jis"), LIMITS)
+    assert japanese == "おいしいです、また来ます" and japanese.encoding in ("shift_jis", "cp932")
+    assert decode_text("plain".encode(), LIMITS).encoding == "utf-8"
+    with pytest.raises(AssetError, match="no encoding could be detected"):
+        decode_text(bytes(range(0x80, 0x100)) * 3 + b"\xff\xfe\xfd", LIMITS)
 
 
 def test_text_too_large_blank_or_binary_fails():
@@ -71,3 +80,11 @@ def test_text_too_large_blank_or_binary_fails():
         decode_text(b" \n\t ", LIMITS)
     with pytest.raises(AssetError, match="NUL"):
         decode_text(b"ab\x00cd", LIMITS)
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_scale():
+    big = Image.new("RGB", (8000, 6000), "white")
+    data = png(big, format="JPEG", quality=50)
+    decoded = decode_image(data, DecodeLimits(**{**LIMITS.__dict__, "max_decode_side": 2000}))
+    assert decoded.size == (2000, 1500)  # 1/4 scale from the DCT: the 48-megapixel bitmap never existed
+    assert decode_image(data, LIMITS).size[0] <= 2 * LIMITS.max_decode_side

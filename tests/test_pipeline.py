@@ -77,7 +77,7 @@ def test_bad_inputs_fail_alone_and_the_job_ends_partial(tmp_path: Path):
     assert "cannot read file" in errors["unreadable.png"]
 
     table = run_spotbot(home, "status", "texts").stdout
-    assert "PARTIAL" in table and "gbk.txt" in table and "not in an accepted encoding (utf-8: invalid byte 0xb5" in table
+    assert "PARTIAL" in table and "gbk.txt" not in table  # GB 18030 is detected, no setting needed
     assert "above max_text_bytes" in table and "empty file" in table and "above max_asset_bytes" in table
     assert_outputs_agree(home, out, "texts")
 
@@ -91,7 +91,8 @@ def test_bad_inputs_fail_alone_and_the_job_ends_partial(tmp_path: Path):
     status = json.loads(run_spotbot(home, "status", "texts", "--json").stdout)
     assert status["counts"]["done"] == 3
     assert [Path(t["asset"]).name for t in status["failed_tasks"]] == ["empty.txt", "huge.txt"]
-    assert_outputs_agree(home, out, "texts")
+    encodings = {Path(line["asset"]).name: line["encoding"] for line in assert_outputs_agree(home, out, "texts")}
+    assert encodings == {"good.txt": "utf-8", "gbk.txt": "gb18030", "big.txt": "utf-8"}
 
 
 def test_bot_error_fails_that_asset_only(tmp_path: Path):

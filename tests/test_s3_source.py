@@ -12,6 +12,7 @@ from moto.server import ThreadedMotoServer
 
 from spotbot.adapters.s3.assets import S3AssetStore, parse_s3_uri
 from spotbot.services.decoding import AssetError
+from spotbot.domain import NotFoundError
 from tests.conftest import read_parts, run_spotbot
 
 ODD_KEYS = ["reviews/with space.txt", "reviews/中文 评论.txt", "reviews/a+b=c.txt", "reviews/deep/er/x%20y.TXT"]
@@ -59,7 +60,7 @@ def test_scan_pages_filters_and_reads(aws_credentials):
             store.read(by_uri["s3://assets/reviews/00002.txt"], 4)
         with pytest.raises(AssetError, match="cannot read object"):
             store.read(changed.model_copy(update={"uri": "s3://assets/reviews/gone.txt"}), 1000)
-        with pytest.raises(FileNotFoundError, match="cannot list s3://missing-bucket/"):
+        with pytest.raises(NotFoundError, match="cannot list s3://missing-bucket/"):
             list(S3AssetStore("s3://missing-bucket/", client=s3).scan((".txt",)))
 
 

@@ -232,3 +232,20 @@ def test_sagemaker_launch_settings_and_publish(tmp_path: Path, monkeypatch):
         s3.put_object(Bucket="bkt", Key="models/_training-output/car-model/job-1/output/model.tar.gz", Body=b"archive")
         publish_artifact("s3://bkt/models/_training-output/car-model/job-1/output/model.tar.gz", job["publish_to"], s3)
         assert s3.get_object(Bucket="bkt", Key="models/car-model/v5/model.tar.gz")["Body"].read() == b"archive"
+
+
+def test_version_names_are_checked_and_the_newest_trained_becomes_current(tmp_path: Path):
+    data = write_topics(tmp_path / "data", per_label=8)
+    home, models = tmp_path / "home", tmp_path / "store" / "models"
+    escape = run_spotbot(home, "train", "--bot", "sentiment", "--data", str(data), "--models", str(models),
+                         "--version", "../../x", check=False)
+    assert escape.returncode == 2 and "model version name '../../x' is not valid" in escape.stderr
+    assert "Traceback" not in escape.stderr and not (tmp_path / "store" / "x").exists() and not (tmp_path / "x").exists()
+    args = ["train", "--bot", "sentiment", "--data", str(data), "--models", str(models), "--min-accuracy", "0", "--json"]
+    first = json.loads(run_spotbot(home, *args, "--version", "v7").stdout)
+    assert first["next_job_uses"] == "v7"
+    # "alpha" sorts before "v7" by name, but it is newer: the next job uses it, and train says so
+    second = json.loads(run_spotbot(home, *args, "--version", "alpha").stdout)
+    assert second["approved"] and second["next_job_uses"] == "alpha"
+    listed = json.loads(run_spotbot(home, "models", "list", "--bot", "sentiment", "--models", str(models), "--json").stdout)
+    assert [row["version"] for row in listed][:2] == ["alpha", "v7"] and listed[0]["current"]

@@ -20,7 +20,7 @@ import numpy as np
 from spotbot.bot import TrainableBot, resolve_bot
 from spotbot.services.decoding import AssetError, decode_asset
 from spotbot.domain.heads import Head
-from spotbot.services.models import METRICS, ModelRegistry, ModelStore, new_version_name, pack_model_dir
+from spotbot.services.models import METRICS, ModelRegistry, ModelStore, new_version_name, pack_model_dir, validate_version_name
 from spotbot.settings import Settings
 from spotbot.services.shard import limits_from
 from training.datasets import DatasetError, Example, load_examples, read_bytes
@@ -73,6 +73,8 @@ def train(
         raise ValueError(f"head must be one of {', '.join(HEADS)}, got {config.head!r}")
     if not 0.05 <= config.test_fraction <= 0.5:
         raise ValueError(f"test fraction must be between 0.05 and 0.5, got {config.test_fraction}")
+    if config.version is not None:
+        validate_version_name(config.version)  # before any work: the name becomes a folder in the store
     bot_class = resolve_bot(config.bot)
     if not issubclass(bot_class, TrainableBot):
         raise ValueError(f"bot {config.bot!r} cannot be fine-tuned: it has no embedding backbone")

@@ -9,11 +9,20 @@ from spotbot.ports import AssetStore, OutputStore
 from spotbot.settings import Settings
 
 
+def s3_options(settings: Settings) -> dict:
+    """The S3 client's timeouts and attempts, so an endpoint that never answers stops the job in bounded time."""
+    return {
+        "connect_timeout": settings.s3_connect_timeout_seconds,
+        "read_timeout": settings.s3_read_timeout_seconds,
+        "max_attempts": settings.s3_max_attempts,
+    }
+
+
 def open_asset_store(source: str, settings: Settings) -> AssetStore:
     if source.startswith("s3://"):
         from spotbot.adapters.s3.assets import S3AssetStore
 
-        return S3AssetStore(source, endpoint_url=settings.s3_endpoint_url)
+        return S3AssetStore(source, endpoint_url=settings.s3_endpoint_url, **s3_options(settings))
     from spotbot.adapters.local.assets import LocalAssetStore
 
     return LocalAssetStore(source)
@@ -23,7 +32,9 @@ def open_output_store(output: str, settings: Settings | None = None) -> OutputSt
     if output.startswith("s3://"):
         from spotbot.adapters.s3.output import S3OutputStore
 
-        return S3OutputStore(output)
+        if settings is None:
+            return S3OutputStore(output)
+        return S3OutputStore(output, endpoint_url=settings.s3_endpoint_url, **s3_options(settings))
     from spotbot.adapters.local.output import LocalOutputStore
 
     return LocalOutputStore(output)
@@ -43,12 +54,20 @@ def open_model_store(location: str, settings: Settings) -> ModelStore:
     return LocalModelStore(location)
 
 
-def open_model_registry(settings: Settings, models: str | None = None) -> tuple[ModelRegistry, ModelStore]:
-    """The registry over the given (or configured) store, with the packaged versions beneath it."""
+def open_model_registry(
+    settings: Settings, models: str | None = None, *, with_default: bool = False
+) -> tuple[ModelRegistry, ModelStore]:
+    """The registry over the given (or configured) store, with the packaged versions beneath it.
+
+    with_default: the configured store too, beneath the given one (training into a fresh store finds the
+    backbone `spotbot models build` put in the default one)."""
     from spotbot.adapters.model_stores import PackagedModelStore
 
     store = open_model_store(models or settings.models, settings)
-    return ModelRegistry([store, PackagedModelStore()], settings.model_cache_dir), store
+    stores = [store]
+    if with_default and models and models != settings.models:
+        stores.append(open_model_store(settings.models, settings))
+    return ModelRegistry([*stores, PackagedModelStore()], settings.model_cache_dir), store
 
 
 def open_cloud_index(settings: Settings):  # -> OpenSearchTagIndex

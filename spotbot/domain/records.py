@@ -79,6 +79,7 @@ class TagRecord(BaseModel):
     etag: str
     tags: list[Tag]
     text: str | None = None
+    encoding: str | None = None  # the text's encoding, for text assets (detected when no configured one fits)
     created_at: datetime = Field(default_factory=utc_now)
 
     def searchable_text(self) -> str:

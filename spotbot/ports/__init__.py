@@ -114,6 +114,15 @@ class ShardWork:
     batch_size: int | None = None
     threads: int | None = None
     model_dir: str | None = None  # the extracted model version; None: the bot's packaged default
+    suspects: tuple[str, ...] = ()  # assets in flight when a worker died: tagged one at a time, first
+    skip: tuple[str, ...] = ()  # assets this run has failed already (one killed its worker): not tried again
+
+
+class AssetJournal(Protocol):
+    """Where a worker notes the assets in flight, so the one that killed it can be found afterwards."""
+
+    def started(self, asset: str) -> None: ...
+    def ended(self, asset: str) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ class Bot(ABC):
     input_kind: ClassVar[InputKind]
     batch_size: ClassVar[int] = 8
     runtime: ClassVar[str] = "in-process"
+    needs_model_version: ClassVar[bool] = False  # ships no model: it runs only once a version is in a model store
     description: ClassVar[str] = ""
 
     model_version: str = "unloaded"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from spotbot.domain import BadInputError
+from spotbot.domain import NotFoundError
 from spotbot.domain.catalogue import BUILTIN_CATALOGUE
 from spotbot.ports.bot import Bot
 
@@ -21,10 +21,11 @@ class BotInfo:
     model_version: str
     runtime: str
     description: str
+    needs_model_version: bool = False
 
 
-class UnknownBotError(BadInputError):
-    pass
+class UnknownBotError(NotFoundError, ValueError):
+    """No built-in bot or importable module:Class of that name (exit 2)."""
 
 
 def resolve_bot(spec: str) -> type[Bot]:
@@ -56,6 +57,7 @@ def describe_bot(spec: str) -> BotInfo:
         model_version=bot_class.default_model_version(),
         runtime=bot_class.runtime,
         description=bot_class.description,
+        needs_model_version=bot_class.needs_model_version,
     )
 
 

@@ -25,6 +25,7 @@ class DecodeLimits:
     max_image_pixels: int
     max_text_bytes: int
     text_encodings: tuple[str, ...] = ("utf-8",)
+    max_decode_side: int = 4096  # a larger JPEG is decoded at 1/2, 1/4 or 1/8 scale: memory stays bounded
 
 
 def _mib(n: int) -> str:
@@ -60,7 +61,13 @@ def decode_image(data: bytes, limits: DecodeLimits) -> Image.Image:
                 f"max_image_pixels ({limits.max_image_pixels / 1e6:.0f} megapixels); "
                 "raise SPOTBOT_MAX_IMAGE_PIXELS to allow it"
             )
+        longest = max(width, height)
+        if image.format == "JPEG" and longest > limits.max_decode_side:  # DCT scaling: never holds the full image
+            scale = limits.max_decode_side / longest
+            image.draft(image.mode, (max(1, int(width * scale)), max(1, int(height * scale))))
         image.load()
+        if max(image.size) > limits.max_decode_side * 2:  # formats without draft: halve until near the cap
+            image = image.reduce(max(2, max(image.size) // limits.max_decode_side))
         image = ImageOps.exif_transpose(image)
         if image.mode != "RGB":
             image = _to_rgb(image)
@@ -91,7 +98,7 @@ def decode_text(data: bytes, limits: DecodeLimits) -> str:
             f"text is {_mib(len(data))}, above max_text_bytes ({_mib(limits.max_text_bytes)}); "
             "raise SPOTBOT_MAX_TEXT_BYTES to allow it"
         )
-    text = _decode_with_bom(data)
+    text, encoding = _decode_with_bom(data) or (None, None)
     if text is None:
         errors = []
         for encoding in limits.text_encodings:
@@ -103,19 +110,51 @@ def decode_text(data: bytes, limits: DecodeLimits) -> str:
             except LookupError as error:
                 raise AssetError(f"unknown text encoding {encoding!r} in SPOTBOT_TEXT_ENCODINGS") from error
         if text is None:
+            text, encoding = detect_encoding(data) or (None, None)
+        if text is None:
             raise AssetError(
-                "text is not in an accepted encoding (" + "; ".join(errors) + "); "
-                "add its encoding to SPOTBOT_TEXT_ENCODINGS, e.g. [\"utf-8\",\"gb18030\"]"
+                "text is not in an accepted encoding (" + "; ".join(errors) + ") and no encoding could be detected; "
+                "add its encoding to SPOTBOT_TEXT_ENCODINGS, e.g. utf-8,gb18030"
             )
     text = text.replace("\r\n", "\n").strip()
     if not text:
         raise AssetError("text file holds only white space")
     if "\x00" in text:
         raise AssetError("text holds NUL bytes: a binary file with a text extension?")
-    return text
+    return DecodedText(text, encoding)
 
 
-def _decode_with_bom(data: bytes) -> str | None:
+class DecodedText(str):
+    """A text asset's text (a plain str to every bot) that remembers the encoding it was read in."""
+
+    encoding: str | None
+
+    def __new__(cls, text: str, encoding: str | None) -> DecodedText:
+        decoded = super().__new__(cls, text)
+        decoded.encoding = encoding
+        return decoded
+
+    def __reduce__(self) -> Any:  # a str subclass with state must say how to pickle itself
+        return (DecodedText, (str(self), self.encoding))
+
+
+GB_TIE = 0.05  # Chinese text in GB18030/GBK is common: on a near tie in chaos, detection prefers it
+
+
+def detect_encoding(data: bytes) -> tuple[str, str] | None:
+    """The text and its encoding, detected by charset-normalizer when no configured encoding fits."""
+    from charset_normalizer import from_bytes
+
+    matches = [m for m in from_bytes(data) if not m.encoding.startswith(("utf_16", "utf_32"))]  # no BOM: not UTF-16
+    if not matches:
+        return None
+    best = min(matches, key=lambda m: m.chaos)
+    chinese = next((m for m in matches if m.encoding == "gb18030" and m.chaos <= best.chaos + GB_TIE), None)
+    chosen = chinese or best
+    return str(chosen), chosen.encoding
+
+
+def _decode_with_bom(data: bytes) -> tuple[str, str] | None:
     for bom, encoding in (
         (codecs.BOM_UTF8, "utf-8-sig"),
         (codecs.BOM_UTF16_LE, "utf-16"),
@@ -123,7 +162,7 @@ def _decode_with_bom(data: bytes) -> str | None:
     ):
         if data.startswith(bom):
             try:
-                return data.decode(encoding)
+                return data.decode(encoding), encoding
             except UnicodeDecodeError as error:
                 raise AssetError(f"text has a {encoding} byte-order mark but invalid bytes at offset {error.start}") from error
     return None

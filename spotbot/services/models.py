@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from spotbot.domain import BadInputError
+
 ARCHIVE = "model.tar.gz"
 MANIFEST = "model.json"
 METRICS = "metrics.json"
 
 
-class ModelError(ValueError):
+class ModelError(BadInputError):
     """A model archive or version that cannot be used, with the reason."""
 
 
@@ -59,6 +61,19 @@ def version_key(version: str) -> list[Any]:
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", version) if part]
 
 
+VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def validate_version_name(version: str) -> str:
+    """A version name is one path segment of the model store: no slashes, no "..", nothing hidden."""
+    if not VERSION_NAME.fullmatch(version) or ".." in version:
+        raise ModelError(
+            f"model version name {version!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return version
+
+
 def new_version_name(now: Any = None) -> str:
     from datetime import datetime, timezone
 
@@ -81,14 +96,16 @@ class ModelRegistry:
         return sorted(seen.items(), key=lambda item: version_key(item[0]), reverse=True)
 
     def list(self, bot: str) -> list[ModelVersion]:
-        return [self._inspect(bot, version, store) for version, store in self._candidates(bot)]
+        """Store by store (a store shadows the ones beneath it), newest first by when each was made (model.json
+        created_at, none counting as oldest), then by name."""
+        inspected = [self._inspect(bot, version, store) for version, store in self._candidates(bot)]
+        newest = sorted(inspected, key=lambda v: (str(v.manifest.get("created_at") or ""), version_key(v.version)), reverse=True)
+        rank = {store.location: i for i, store in enumerate(self.stores)}
+        return sorted(newest, key=lambda v: rank.get(v.store, len(rank)))
 
     def current(self, bot: str) -> ModelVersion | None:
-        for version, store in self._candidates(bot):
-            inspected = self._inspect(bot, version, store)
-            if inspected.approved:
-                return inspected
-        return None
+        """The newest approved version: the one the next job uses."""
+        return next((version for version in self.list(bot) if version.approved), None)
 
     def resolve(self, bot: str, version: str | None = None) -> ModelVersion | None:
         """The pinned version (which must be sound), or the current one; None when the store has none."""

@@ -6,6 +6,7 @@ the bot raises on a batch, each item is tried alone, and only the item that stil
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,10 @@ def predict_each(
         results = predict(batch)
         if len(results) != len(batch):
             raise RuntimeError(f"{bot_name} returned {len(results)} results for {len(batch)} assets")
-        return [[t if isinstance(t, Tag) else Tag.model_validate(t) for t in (tags or [])] for tags in results]
+        tagged = [[t if isinstance(t, Tag) else Tag.model_validate(t) for t in (tags or [])] for tags in results]
+        for tags in tagged:
+            _check_finite(tags)
+        return tagged
     except passthrough:
         raise
     except Exception as error:  # noqa: BLE001 - a bot error fails the item that caused it
@@ -45,3 +49,11 @@ def predict_each(
             for item in batch
             for outcome in predict_each(predict, [item], bot_name=bot_name, passthrough=passthrough)
         ]
+
+
+def _check_finite(tags: list[Tag]) -> None:
+    """NaN and Infinity are not JSON: a bot that gives them fails that asset, not the shard's output."""
+    for tag in tags:
+        values = [tag.score, *(tag.model_extra or {}).values()]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise ValueError(f"the bot gave a tag that is not a finite number: {tag.label} {values}")

@@ -6,16 +6,18 @@ adapters passed in differ.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
 from spotbot.services.decoding import AssetError, DecodeLimits, decode_asset
 from spotbot.domain import AssetRef, Tag, TagRecord, Task, TaskStatus, tag_record_to_json
 from spotbot.ports import (
+    AssetJournal,
     AssetStore,
     BotRuntime,
     OutputStore,
@@ -36,6 +38,7 @@ def limits_from(settings: Settings) -> DecodeLimits:
         max_image_pixels=settings.max_image_pixels,
         max_text_bytes=settings.max_text_bytes,
         text_encodings=tuple(settings.text_encodings),
+        max_decode_side=settings.max_decode_side,
     )
 
 
@@ -63,6 +66,7 @@ class _ShardWriter:
     since: float = field(default_factory=time.monotonic)
     done: int = 0
     failed: int = 0
+    journal: AssetJournal | None = None
 
     def add(self, outcome: TaskOutcome, record: TagRecord | None = None) -> None:
         if record is not None:
@@ -70,6 +74,8 @@ class _ShardWriter:
         self.outcomes.append(outcome)
         if len(self.outcomes) >= self.max_records or time.monotonic() - self.since >= self.max_wait_s:
             self.flush()
+        if self.journal is not None:
+            self.journal.ended(outcome.asset)
 
     def flush(self) -> None:
         if self.outcomes:
@@ -90,43 +96,82 @@ def tag_shard(
     runtime: BotRuntime,
     settings: Settings,
     should_stop: Callable[[], bool] = lambda: False,
+    journal: AssetJournal | None = None,
 ) -> ShardResult:
     statuses = (TaskStatus.PENDING, TaskStatus.FAILED) if work.retry_failed else (TaskStatus.PENDING,)
-    tasks = index.tasks_in_shard(work.job_id, work.shard, statuses)
+    skip = set(work.skip)
+    tasks = [t for t in index.tasks_in_shard(work.job_id, work.shard, statuses) if t.asset not in skip]
     if not tasks:
         return ShardResult(shard=work.shard, done=0, failed=0)
     part = output.part(work.job_id, work.shard)
     reconcile_part(part, index, work.job_id)
-    writer = _ShardWriter(index, part, work.job_id, settings.write_batch, settings.write_interval_seconds)
+    writer = _ShardWriter(index, part, work.job_id, settings.write_batch, settings.write_interval_seconds, journal=journal)
     limits = limits_from(settings)
-    batch_size = work.batch_size or runtime.batch_size
+    suspects = set(work.suspects)
 
     def read_and_decode(task: Task) -> Any:
+        if journal is not None:
+            journal.started(task.asset)
         asset = AssetRef(uri=task.asset, etag=task.etag, size=0)
         return decode_asset(store.read(asset, limits.max_asset_bytes), runtime.input_kind, limits)  # type: ignore[arg-type]
 
     stopped = False
     try:
-        with ThreadPoolExecutor(max_workers=settings.read_concurrency, thread_name_prefix="read") as pool:
-            batch: list[tuple[Task, Any]] = []
-            for task, decoded in _read_ahead(tasks, pool, read_and_decode, window=settings.read_concurrency * 2):
-                if should_stop():  # checked per asset, so a run of bad assets cannot outlast a stop notice
-                    stopped = True
-                    break
-                try:
-                    batch.append((task, decoded.result()))
-                except AssetError as error:
-                    writer.add(TaskOutcome(task.asset, TaskStatus.FAILED, str(error)))
-                if len(batch) >= batch_size:
-                    _predict_batch(batch, runtime, writer, work.job_id)
-                    batch = []
-            if batch:  # at most one micro-batch, decoded already: tagging it beats redoing it
-                _predict_batch(batch, runtime, writer, work.job_id)
-            pool.shutdown(cancel_futures=True)
+        # suspects (in flight when a worker died) go first and alone, so a second death names its asset
+        alone = [t for t in tasks if t.asset in suspects]
+        rest = [t for t in tasks if t.asset not in suspects]
+        stopped = _tag_tasks(alone, read_and_decode, runtime, writer, work.job_id, settings, 1, 1, should_stop)
+        if not stopped:
+            if alone:
+                writer.flush()
+            batch_size = work.batch_size or runtime.batch_size
+            stopped = _tag_tasks(
+                rest, read_and_decode, runtime, writer, work.job_id, settings, settings.read_concurrency, batch_size, should_stop
+            )
     finally:
         writer.flush()
         part.close()
     return ShardResult(shard=work.shard, done=writer.done, failed=writer.failed, stopped=stopped)
+
+
+def _tag_tasks(
+    tasks: list[Task],
+    read_and_decode: Callable[[Task], Any],
+    runtime: BotRuntime,
+    writer: _ShardWriter,
+    job_id: str,
+    settings: Settings,
+    concurrency: int,
+    batch_size: int,
+    should_stop: Callable[[], bool],
+) -> bool:
+    """Reads `concurrency` assets ahead and predicts in batches of `batch_size`; True if told to stop."""
+    if not tasks:
+        return False
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="read")
+    stopped = False
+    try:
+        batch: list[tuple[Task, Any]] = []
+        for task, decoded in _read_ahead(tasks, pool, read_and_decode, window=concurrency * 2 if concurrency > 1 else 1):
+            if should_stop():  # checked per asset, so a run of bad assets cannot outlast a stop notice
+                stopped = True
+                break
+            try:
+                batch.append((task, decoded.result(timeout=settings.read_timeout_seconds)))
+            except AssetError as error:
+                writer.add(TaskOutcome(task.asset, TaskStatus.FAILED, str(error)))
+            except FutureTimeout:  # a file that blocks on read (a hung mount): it fails, the shard goes on
+                decoded.cancel()
+                message = f"reading took longer than read_timeout_seconds ({settings.read_timeout_seconds:g} s)"
+                writer.add(TaskOutcome(task.asset, TaskStatus.FAILED, message))
+            if len(batch) >= batch_size:
+                _predict_batch(batch, runtime, writer, job_id)
+                batch = []
+        if batch:  # at most one micro-batch, decoded already: tagging it beats redoing it
+            _predict_batch(batch, runtime, writer, job_id)
+        return stopped
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # a read stuck in the kernel must not hold the shard
 
 
 def _read_ahead(
@@ -158,6 +203,9 @@ def _predict_batch(batch: list[tuple[Task, Any]], runtime: BotRuntime, writer: _
             asset=task.asset,
             etag=task.etag,
             tags=tags,
-            text=decoded if isinstance(decoded, str) else None,
+            text=str(decoded) if isinstance(decoded, str) else None,
+            encoding=getattr(decoded, "encoding", None),
         )
         writer.add(TaskOutcome(record.asset, TaskStatus.DONE), record)
+
+

@@ -15,9 +15,11 @@ from spotbot.domain import (
     Job,
     JobCounts,
     NotFoundError,
+    SpotbotError,
     TaskStatus,
     auto_shard_size,
     new_job_id,
+    tag_record_to_json,
     validate_job_id,
 )
 from spotbot.services.models import ModelError, ModelRegistry
@@ -51,6 +53,7 @@ class JobRun:
     wall_seconds: float = 0.0
     tagging_seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # what the scan left out, and why
 
     @property
     def assets_per_second(self) -> float:
@@ -101,9 +104,13 @@ def tag_assets(
         index.save_job(job)
 
         on_progress("scan", index.counts(job_id))
-        assets = list(store.scan(bot_class.file_types))
-        shard_size = request.shard_size or auto_shard_size(len(assets), workers, settings.max_shard_size)
-        new_tasks = len(plan_assets(index, job_id, assets, shard_size).tasks)
+        try:
+            assets = list(store.scan(bot_class.file_types))
+            shard_size = request.shard_size or auto_shard_size(len(assets), workers, settings.max_shard_size)
+            new_tasks = len(plan_assets(index, job_id, assets, shard_size).tasks)
+        except (SpotbotError, OSError) as error:  # the source is down or unreadable: no ghost job left RUNNING
+            index.save_job(job.finish(index.counts(job_id), error=str(error)))
+            raise
 
         statuses = (TaskStatus.PENDING, TaskStatus.FAILED) if request.retry_failed else (TaskStatus.PENDING,)
         shards = index.shards_with_work(job_id, statuses)
@@ -129,16 +136,20 @@ def tag_assets(
         tagging_started = time.monotonic()
         on_progress("tag", before)
         try:
+            restore_outputs(index, output, job_id)
             outcome = runner_for(workers).run(work, on_tick=lambda: on_progress("tag", index.counts(job_id)))
+            tagging_seconds = time.monotonic() - tagging_started
+            counts = index.counts(job_id)
+            model_versions = {r.model_version for r in outcome.results if r.model_version}
+            job = job.finish(counts, model_version=", ".join(sorted(model_versions)))
+            summary_path = output.write_summary(job)
+        except (SpotbotError, OSError) as error:  # the bot would not load, a service or disk failed: the job did, no asset
+            reason = f"{error.strerror}: {error.filename}" if isinstance(error, OSError) and error.strerror else str(error)
+            index.save_job(job.finish(index.counts(job_id), error=reason))
+            raise
         except BaseException:
             index.save_job(job.cancel(index.counts(job_id)))  # resumable: the same job id tags the rest
             raise
-        tagging_seconds = time.monotonic() - tagging_started
-
-        counts = index.counts(job_id)
-        model_versions = {r.model_version for r in outcome.results if r.model_version}
-        job = job.finish(counts, model_version=", ".join(sorted(model_versions)))
-        summary_path = output.write_summary(job)
         index.save_job(job)
         on_progress("done", counts)
     return JobRun(
@@ -150,7 +161,28 @@ def tag_assets(
         wall_seconds=time.monotonic() - started,
         tagging_seconds=tagging_seconds,
         errors=outcome.errors,
+        skipped=list(getattr(store, "skipped", ())),  # only a local folder can hold pipes, devices and sockets
     )
+
+
+def restore_outputs(index: TagIndex, output: OutputStore, job_id: str) -> int:
+    """Makes every part file hold one line per DONE asset of its shard again, from the index (which holds
+    every tag): a deleted output folder or a corrupted part is whole after a resume. Returns the parts rewritten."""
+    last = index.max_shard(job_id)
+    records: dict[str, dict] | None = None
+    rewritten = 0
+    for shard in range(last + 1 if last is not None else 0):
+        done = [t.asset for t in index.tasks_in_shard(job_id, shard, (TaskStatus.DONE,))]
+        part = output.part(job_id, shard)
+        lines = part.read_records()
+        if sorted(r.get("asset", "") for r in lines) == sorted(done):
+            continue
+        if records is None:  # read the index once, only when some part needs it
+            records = {r.asset: tag_record_to_json(r) for r in index.tag_records(job_id)}
+        part.rewrite([records[asset] for asset in done if asset in records])
+        part.close()
+        rewritten += 1
+    return rewritten
 
 
 def job_status(index: TagIndex, job_id: str) -> Job:

@@ -1,47 +1,82 @@
-"""Assets in a local folder."""
+"""Assets in a local folder: regular files only; names that are not valid UTF-8 are kept (surrogateescape)."""
 
 from __future__ import annotations
 
 import os
+import stat as stat_kinds
 from collections.abc import Iterator
 from pathlib import Path
 
+from spotbot.domain import AssetRef, NotFoundError
 from spotbot.services.decoding import AssetError, too_large
-from spotbot.domain import AssetRef
+
+UNDECODABLE_NAME = "undecodable-name"  # the etag of a file whose name is not UTF-8: its task fails, shown escaped
+_KINDS = {
+    stat_kinds.S_IFIFO: "a named pipe",
+    stat_kinds.S_IFSOCK: "a socket",
+    stat_kinds.S_IFCHR: "a character device",
+    stat_kinds.S_IFBLK: "a block device",
+    stat_kinds.S_IFDIR: "a folder",
+}
+
+
+def shown(path: str) -> str:
+    """A path as a person can read it: bytes that are not UTF-8 shown as backslash-x escapes."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
 class LocalAssetStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
         if not self.root.exists():
-            raise FileNotFoundError(f"source folder {str(root)!r} does not exist")
+            raise NotFoundError(f"source folder {str(root)!r} does not exist")
         self.source = str(self.root)
+        self.skipped: list[str] = []  # what the last scan left out, and why
 
     def scan(self, file_types: tuple[str, ...]) -> Iterator[AssetRef]:
         wanted = tuple(t.lower() for t in file_types)
+        self.skipped = []
         if self.root.is_file():
             if self.root.suffix.lower() in wanted:
-                yield self._ref(self.root)
+                yield from self._ref(self.root)
             return
         for folder, dirnames, filenames in os.walk(self.root, onerror=None):
             dirnames.sort()
             for filename in sorted(filenames):
                 if os.path.splitext(filename)[1].lower() in wanted:
-                    yield self._ref(Path(folder) / filename)
+                    yield from self._ref(Path(folder) / filename)
 
-    def _ref(self, path: Path) -> AssetRef:
+    def _ref(self, path: Path) -> Iterator[AssetRef]:
+        readable = shown(str(path))
+        if readable != str(path):  # the index and the JSON Lines hold UTF-8 only: fail it alone, named readably
+            yield AssetRef(uri=readable, etag=UNDECODABLE_NAME, size=0)
+            return
         try:
-            stat = path.stat()
+            info = path.stat()
         except OSError:  # a dangling link or a file gone since listing: its task fails when read
-            return AssetRef(uri=str(path), etag="unreadable", size=0)
-        return AssetRef(uri=str(path), etag=f"{stat.st_size:x}-{stat.st_mtime_ns:x}", size=stat.st_size)
+            yield AssetRef(uri=str(path), etag="unreadable", size=0)
+            return
+        if not stat_kinds.S_ISREG(info.st_mode):  # a pipe or device would block the read forever
+            kind = _KINDS.get(stat_kinds.S_IFMT(info.st_mode), "not a regular file")
+            self.skipped.append(f"{shown(str(path))}: {kind}, not a regular file")
+            return
+        yield AssetRef(uri=str(path), etag=f"{info.st_size:x}-{info.st_mtime_ns:x}", size=info.st_size)
 
     def read(self, asset: AssetRef, max_bytes: int) -> bytes:
+        if asset.etag == UNDECODABLE_NAME:
+            raise AssetError("the file name is not valid UTF-8 (shown with \\x escapes); rename the file to tag it")
         try:
-            with open(asset.uri, "rb") as file:
-                size = os.fstat(file.fileno()).st_size
-                if size > max_bytes:
-                    raise AssetError(too_large(size, max_bytes))
-                return file.read(max_bytes + 1)
+            # O_NONBLOCK: a file that became a pipe since the scan cannot block the open
+            fd = os.open(asset.uri, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         except OSError as error:
             raise AssetError(f"cannot read file: {error.strerror or error}") from error
+        with open(fd, "rb") as file:
+            info = os.fstat(fd)
+            if not stat_kinds.S_ISREG(info.st_mode):
+                raise AssetError("not a regular file (a pipe or device?)")
+            if info.st_size > max_bytes:
+                raise AssetError(too_large(info.st_size, max_bytes))
+            try:
+                return file.read(max_bytes + 1)
+            except OSError as error:
+                raise AssetError(f"cannot read file: {error.strerror or error}") from error

@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from spotbot.domain import ConflictError
 
-class JobLockedError(RuntimeError):
-    pass
+
+class JobLockedError(ConflictError):
+    """The job is running in another process (exit 3)."""
 
 
 @contextmanager

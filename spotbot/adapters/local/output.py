@@ -33,9 +33,13 @@ class LocalPartFile:
         self.close()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(".jsonl.tmp")
-        with open(partial, "w", encoding="utf-8") as file:
-            file.writelines(encode_line(record) for record in records)
-        os.replace(partial, self.path)
+        try:
+            with open(partial, "w", encoding="utf-8") as file:
+                file.writelines(encode_line(record) for record in records)
+            os.replace(partial, self.path)
+        except OSError:
+            partial.unlink(missing_ok=True)
+            raise
 
     def append(self, records: list[dict[str, Any]]) -> None:
         if self._file is None:
@@ -52,7 +56,7 @@ class LocalPartFile:
 
 def encode_line(record: dict[str, Any]) -> str:
     """One JSON Lines record, as every output store writes it."""
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
 
 
 class LocalOutputStore:
@@ -70,6 +74,10 @@ class LocalOutputStore:
         path = self.job_dir(job.job_id) / "_job.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".json.tmp")
-        partial.write_text(job.model_dump_json(indent=2), encoding="utf-8")
-        os.replace(partial, path)
+        try:
+            partial.write_text(job.model_dump_json(indent=2), encoding="utf-8")
+            os.replace(partial, path)
+        except OSError:
+            partial.unlink(missing_ok=True)  # a full disk leaves no half summary behind
+            raise
         return str(path)

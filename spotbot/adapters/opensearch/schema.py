@@ -47,6 +47,7 @@ TAG_MAPPINGS: dict[str, Any] = {
             "properties": {"label": {"type": "keyword"}, "score": {"type": "float"}},
         },
         "text": {"type": "text", "index": False},  # searched through search_text
+        "encoding": {"type": "keyword"},  # a text asset's encoding (TagRecord.encoding)
         "created_at": {"type": "date"},
         "search_text": {
             "type": "text",

@@ -7,11 +7,11 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from spotbot.services.decoding import AssetError, too_large
 from spotbot.adapters.s3.keys import asset_of, is_wanted, wanted_types
-from spotbot.domain import AssetRef
+from spotbot.domain import AssetRef, NotFoundError, UnavailableError
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -23,19 +23,51 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def s3_client(endpoint_url: str | None = None, max_pool_connections: int = 16) -> Any:
+def s3_client(
+    endpoint_url: str | None = None,
+    max_pool_connections: int = 16,
+    *,
+    connect_timeout: float = 60,
+    read_timeout: float = 60,
+    max_attempts: int = 8,
+) -> Any:
     return boto3.client(
         "s3",
         endpoint_url=endpoint_url,
-        config=Config(retries={"mode": "adaptive", "max_attempts": 8}, max_pool_connections=max_pool_connections),
+        config=Config(
+            retries={"mode": "adaptive", "max_attempts": max_attempts},
+            max_pool_connections=max_pool_connections,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        ),
     )
 
 
+# Answers that say S3 (or our access to it) is down, not that one object is bad: the job stops, no asset fails
+_UNAVAILABLE_CODES = {
+    "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "Throttling", "ThrottlingException",
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "TokenRefreshRequired", "500", "502", "503", "504",
+}
+
+
+def s3_unavailable(error: BotoCoreError | ClientError, what: str) -> UnavailableError:
+    """The job-level error for an S3 that is down, unreachable or refusing our credentials."""
+    if isinstance(error, NoCredentialsError):
+        return UnavailableError(f"cannot {what}: no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID)")
+    return UnavailableError(f"cannot {what}: S3 is unavailable ({error}); run the job again when it is back")
+
+
+def is_unavailable(error: ClientError) -> bool:
+    code = error.response.get("Error", {}).get("Code", "")
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return code in _UNAVAILABLE_CODES or status >= 500
+
+
 class S3AssetStore:
-    def __init__(self, source: str, client: Any | None = None, endpoint_url: str | None = None) -> None:
+    def __init__(self, source: str, client: Any | None = None, endpoint_url: str | None = None, **client_options: Any) -> None:
         self.bucket, self.prefix = parse_s3_uri(source)
         self.source = source
-        self.client = client or s3_client(endpoint_url)
+        self.client = client or s3_client(endpoint_url, **client_options)
 
     def scan(self, file_types: tuple[str, ...]) -> Iterator[AssetRef]:
         wanted = wanted_types(file_types)
@@ -46,8 +78,12 @@ class S3AssetStore:
                     if is_wanted(item["Key"], wanted):
                         yield asset_of(self.bucket, item)
         except ClientError as error:
+            if is_unavailable(error):
+                raise s3_unavailable(error, f"list {self.source}") from None
             code = error.response.get("Error", {}).get("Code", "")
-            raise FileNotFoundError(f"cannot list {self.source}: {code} {error}") from error
+            raise NotFoundError(f"cannot list {self.source}: {code} {error}") from None
+        except BotoCoreError as error:
+            raise s3_unavailable(error, f"list {self.source}") from None
 
     def read(self, asset: AssetRef, max_bytes: int) -> bytes:
         _, key = parse_s3_uri(asset.uri)
@@ -59,9 +95,11 @@ class S3AssetStore:
                 raise AssetError(too_large(response["ContentLength"], max_bytes))
             return response["Body"].read()
         except ClientError as error:
+            if is_unavailable(error):
+                raise s3_unavailable(error, f"read {asset.uri}") from None
             code = error.response.get("Error", {}).get("Code", "")
             if code in ("PreconditionFailed", "412"):
                 raise AssetError("object changed since the scan (ETag differs); run the job again") from error
             raise AssetError(f"cannot read object: {code or error}") from error
-        except BotoCoreError as error:
-            raise AssetError(f"cannot read object: {error}") from error
+        except BotoCoreError as error:  # no connection, a timeout, no credentials: S3 is down, not the asset bad
+            raise s3_unavailable(error, f"read {asset.uri}") from None

@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from spotbot.adapters.local.output import encode_line  # one line format for both stores
-from spotbot.adapters.s3.assets import parse_s3_uri, s3_client
+from spotbot.adapters.s3.assets import parse_s3_uri, s3_client, s3_unavailable
 from spotbot.domain import Job
 
 JSON_LINES = "application/x-ndjson; charset=utf-8"
@@ -78,7 +78,9 @@ class S3PartFile:
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return []
-            raise
+            raise s3_unavailable(error, f"read {self.uri}") from None
+        except BotoCoreError as error:
+            raise s3_unavailable(error, f"read {self.uri}") from None
         text = body.decode("utf-8", errors="replace")
         lines = text.splitlines(keepends=True)
         if lines and not lines[-1].endswith("\n"):
@@ -87,16 +89,19 @@ class S3PartFile:
 
     def _upload(self, lines: list[str]) -> None:
         body = "".join(lines).encode("utf-8")
-        self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body, ContentType=JSON_LINES)
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body, ContentType=JSON_LINES)
+        except (BotoCoreError, ClientError) as error:  # the sink is down: the shard stops, its tasks stay PENDING
+            raise s3_unavailable(error, f"write {self.uri}") from None
         self._lines = lines
 
 
 class S3OutputStore:
-    def __init__(self, location: str, client: Any | None = None, endpoint_url: str | None = None) -> None:
+    def __init__(self, location: str, client: Any | None = None, endpoint_url: str | None = None, **client_options: Any) -> None:
         self.bucket, prefix = parse_s3_uri(location)
         self.prefix = prefix.strip("/")
         self.location = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-        self.client = client or s3_client(endpoint_url)
+        self.client = client or s3_client(endpoint_url, **client_options)
 
     def job_key(self, job_id: str, name: str) -> str:
         return f"{self.prefix}/{job_id}/{name}" if self.prefix else f"{job_id}/{name}"
@@ -106,7 +111,10 @@ class S3OutputStore:
 
     def write_summary(self, job: Job) -> str:
         key = self.job_key(job.job_id, "_job.json")
-        self.client.put_object(
-            Bucket=self.bucket, Key=key, Body=job.model_dump_json(indent=2).encode("utf-8"), ContentType="application/json"
-        )
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=job.model_dump_json(indent=2).encode("utf-8"), ContentType="application/json"
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise s3_unavailable(error, f"write s3://{self.bucket}/{key}") from None
         return f"s3://{self.bucket}/{key}"

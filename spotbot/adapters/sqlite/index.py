@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from spotbot.domain import AssetRef, Job, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
+from spotbot.domain import BadInputError, UnavailableError, AssetRef, Job, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
 from spotbot.ports import SearchHit, SearchQuery, TaskOutcome
 
 SCHEMA = """
@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS tags (
     tags TEXT NOT NULL,
     text TEXT,
     created_at TEXT NOT NULL,
+    encoding TEXT,
     PRIMARY KEY (job_id, asset)
 );
 CREATE TABLE IF NOT EXISTS tag_labels (
@@ -50,20 +51,47 @@ CREATE INDEX IF NOT EXISTS tag_labels_by_row ON tag_labels (tag_rowid);
 CREATE VIRTUAL TABLE IF NOT EXISTS tag_text USING fts5 (body, tokenize = 'trigram');
 """
 
+MAX_SEARCH_TERMS = 32  # each term is one clause: more makes SQLite's expression tree too large
+MAX_TERM_CHARS = 200
+
 ALL_STATUSES = tuple(TaskStatus)
+
+
+class UnusableIndexError(UnavailableError):
+    """The index file is damaged, not a database, or in a folder we cannot write (exit 1)."""
 
 
 class SQLiteTagIndex:
     def __init__(self, path: str | Path, busy_timeout_s: float = 60.0) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UnusableIndexError(
+                f"the state folder {self.path.parent} (SPOTBOT_HOME) cannot be used: {error.strerror or error}; "
+                "point SPOTBOT_HOME at a folder you can write"
+            ) from None
         self.db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = NORMAL")
-        self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        with self._write():
-            for statement in _statements(SCHEMA):
-                self.db.execute(statement)
+        try:
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            with self._write():
+                for statement in _statements(SCHEMA):
+                    self.db.execute(statement)
+                columns = {row[1] for row in self.db.execute("PRAGMA table_info(tags)")}
+                if "encoding" not in columns:  # an index made before text encodings were recorded
+                    self.db.execute("ALTER TABLE tags ADD COLUMN encoding TEXT")
+        except sqlite3.DatabaseError as error:
+            self.db.close()
+            raise UnusableIndexError(
+                f"the local index {self.path} cannot be used ({error}); run `spotbot doctor` to see what to do"
+            ) from None
+
+    def check(self) -> list[str]:
+        """What is wrong with the index file, from SQLite's own integrity check; [] when it is sound."""
+        rows = [row[0] for row in self.db.execute("PRAGMA quick_check").fetchall()]
+        return [] if rows == ["ok"] else rows
 
     def _write(self) -> _Transaction:
         return _Transaction(self.db)
@@ -133,10 +161,11 @@ class SQLiteTagIndex:
     def _upsert_tag_record(self, record: TagRecord) -> None:
         tags_json = json.dumps([t.model_dump(mode="json") for t in record.tags], ensure_ascii=False)
         (rowid,) = self.db.execute(
-            "INSERT INTO tags (job_id, asset, bot, model_version, etag, tags, text, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, asset) DO UPDATE SET "
+            "INSERT INTO tags (job_id, asset, bot, model_version, etag, tags, text, created_at, encoding) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, asset) DO UPDATE SET "
             "bot = excluded.bot, model_version = excluded.model_version, etag = excluded.etag, "
-            "tags = excluded.tags, text = excluded.text, created_at = excluded.created_at RETURNING rowid",
+            "tags = excluded.tags, text = excluded.text, created_at = excluded.created_at, "
+            "encoding = excluded.encoding RETURNING rowid",
             (
                 record.job_id,
                 record.asset,
@@ -146,6 +175,7 @@ class SQLiteTagIndex:
                 tags_json,
                 record.text,
                 record.created_at.isoformat(),
+                record.encoding,
             ),
         ).fetchone()
         self.db.execute("DELETE FROM tag_text WHERE rowid = ?", (rowid,))
@@ -178,15 +208,22 @@ class SQLiteTagIndex:
     def search(self, query: SearchQuery) -> list[SearchHit]:
         where: list[str] = []
         params: list[object] = []
-        terms = (query.text or "").split()
+        terms = list(dict.fromkeys((query.text or "").split()))
+        if len(terms) > MAX_SEARCH_TERMS:
+            raise BadInputError(f"a search takes at most {MAX_SEARCH_TERMS} terms, got {len(terms)}")
+        if any(len(t) > MAX_TERM_CHARS for t in terms):
+            raise BadInputError(f"a search term is at most {MAX_TERM_CHARS} characters")
         long_terms = [t for t in terms if len(t) >= 3]
+        short_terms = [t for t in terms if len(t) < 3]
+        text_where: list[str] = []
         if long_terms:  # the trigram index answers terms of three characters or more
-            where.append("tags.rowid IN (SELECT rowid FROM tag_text WHERE tag_text MATCH ?)")
+            text_where.append("tag_text MATCH ?")
             params.append(" AND ".join('"' + t.replace('"', '""') + '"' for t in long_terms))
-        for term in terms:
-            if len(term) < 3:
-                where.append("tags.rowid IN (SELECT rowid FROM tag_text WHERE body LIKE ? ESCAPE '\\')")
-                params.append("%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        for term in short_terms:  # shorter ones: LIKE, in the same one pass (over the MATCH hits when there are any)
+            text_where.append("body LIKE ? ESCAPE '\\'")
+            params.append("%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        if text_where:
+            where.append(f"tags.rowid IN (SELECT rowid FROM tag_text WHERE {' AND '.join(text_where)})")
         if query.bot:
             where.append("tags.bot = ?")
             params.append(query.bot)
@@ -234,11 +271,13 @@ class SQLiteTagIndex:
         return len(rows)
 
 
-_TAG_COLUMNS = "tags.job_id, tags.bot, tags.model_version, tags.asset, tags.etag, tags.tags, tags.text, tags.created_at"
+_TAG_COLUMNS = (
+    "tags.job_id, tags.bot, tags.model_version, tags.asset, tags.etag, tags.tags, tags.text, tags.created_at, tags.encoding"
+)
 
 
 def _tag_record(row: tuple) -> TagRecord:
-    job_id, bot, model_version, asset, etag, tags, text, created_at = row
+    job_id, bot, model_version, asset, etag, tags, text, created_at, encoding = row
     return TagRecord(
         job_id=job_id,
         bot=bot,
@@ -248,6 +287,7 @@ def _tag_record(row: tuple) -> TagRecord:
         tags=json.loads(tags),
         text=text,
         created_at=created_at,
+        encoding=encoding,
     )
 
 

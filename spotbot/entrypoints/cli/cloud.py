@@ -2,7 +2,7 @@
 
 Each command is a plain, typer-annotated function, registered here on `app` and reusable as a
 top-level command of spotbot.entrypoints.cli (`spotbot submit --api URL`) or called from one (`status_remote`).
-Exit codes: 0 ok, 2 the API refused the request (400, 404, 409), 4 the API failed or could not be
+Exit codes: 0 ok, 2 the API refused the request (400, 404, 409), 1 the API failed or could not be
 reached (5xx, network, no credentials).
 """
 
@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from spotbot.adapters.api_client import ApiClient, ApiError
+from spotbot.entrypoints.cli.console import status_text as _status_text, summarize_tags as _summarize_tags
 
 app = typer.Typer(
     name="cloud",
@@ -27,7 +28,7 @@ out = Console()
 err = Console(stderr=True)
 
 EXIT_REFUSED = 2
-EXIT_API_FAILED = 4
+EXIT_API_FAILED = 1  # as every command: something outside us is down (UnavailableError)
 
 ApiOption = Annotated[
     str,
@@ -65,13 +66,6 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 def _print_json(payload: Any) -> None:
     print(json.dumps(payload, ensure_ascii=False))
-
-
-def _status_text(status: str) -> Any:
-    from spotbot.entrypoints.cli import _status_text as styled  # imported late: spotbot.entrypoints.cli registers this module
-    from spotbot.domain import JobStatus
-
-    return styled(JobStatus(status)) if status in JobStatus.__members__ else status
 
 
 def submit(
@@ -229,7 +223,6 @@ def search_remote(
     as_json: JsonOption = False,
 ) -> None:
     """Search the tags in AWS (OpenSearch): full text with filters on bot, label and job, newest first."""
-    from spotbot.entrypoints.cli import _summarize_tags
     from spotbot.domain import Tag
 
     client = _client(api, region)
