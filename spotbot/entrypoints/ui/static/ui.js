@@ -70,7 +70,7 @@ function reviewQueue() {
     if (!form) return;
     form.hidden = false;
     const input = form.querySelector("input");
-    input.focus(); input.select();
+    input.focus(); input.setSelectionRange(input.value.length, input.value.length);  // edit the text, not retype it
   };
   items.forEach((item) => {
     item.querySelectorAll("button[data-action]").forEach((button) => button.addEventListener("click", () => {
