@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,13 +9,17 @@ import pytest
 
 from spotbot.adapters.sqlite.reviews import SQLiteReviewStore
 from spotbot.domain import AssetRef, BadInputError, Job, NotFoundError, Tag, TagRecord, TaskStatus, task_id, utc_now
-from spotbot.domain.reviews import ReviewAction, decide, latest, manifest_lines, review_tag_index, reviewed_accuracy
+from spotbot.domain.reviews import Decision, ReviewAction, decide, latest, manifest_lines, review_tag_index, reviewed_accuracy
 from spotbot.ports import TaskOutcome
 from spotbot.services.planning import add_assets
 from spotbot.services.reviews import ReviewService, ReviewSettings, write_manifest
 from tests.conftest import run_spotbot
 
 T0 = utc_now()
+
+
+def D(tag_index: int, action: str, **fields) -> Decision:
+    return Decision.parse({"tag_index": tag_index, "action": action, **fields})
 
 
 def text_record(asset: str, label: str, score: float, job: str = "j1", text: str = "一段文字") -> TagRecord:
@@ -57,29 +60,33 @@ def test_the_tag_under_review_is_the_least_sure_line_the_top_make_model_or_the_t
 
 def test_a_decision_records_before_and_after_and_is_checked():
     record = ocr_record("/src/a.png", [("欢迎光临", 0.6)])
-    fixed = decide(record, 0, "fix_text", "ann", text="欢迎光临！")
+    fixed = decide(record, D(0, "fix_text", text="欢迎光临！"), "ann")
     assert fixed.before["text"] == "欢迎光临" and fixed.after["text"] == "欢迎光临！" and fixed.after["box"] == fixed.before["box"]
     assert fixed.record_id == task_id("ocr", "/src/a.png") and fixed.reviewer == "ann"
     with pytest.raises(BadInputError, match="tag 3 does not exist"):
-        decide(record, 3, "accept", "ann")
-    with pytest.raises(BadInputError, match="action 'approve' is not one of"):
-        decide(record, 0, "approve", "ann")
+        decide(record, D(3, "accept"), "ann")
+    with pytest.raises(BadInputError, match="action: Input should be 'accept', 'correct', 'fix_text' or 'reject'"):
+        D(0, "approve")
+    with pytest.raises(BadInputError, match="tag_index: Input should be greater than or equal to 0"):
+        D(-1, "accept")
     with pytest.raises(BadInputError, match="reviewer is empty"):
-        decide(record, 0, "accept", "  ")
+        decide(record, D(0, "accept"), "  ")
     with pytest.raises(BadInputError, match="the text is unchanged"):
-        decide(record, 0, "fix_text", "ann", text="欢迎光临")
+        decide(record, D(0, "fix_text", text="欢迎光临"), "ann")
     with pytest.raises(BadInputError, match="no text to fix"):
-        decide(text_record("/src/b.txt", "positive", 0.5), 0, "fix_text", "ann", text="x")
-    with pytest.raises(BadInputError, match="at most 200"):
-        decide(record, 0, "correct", "ann", label="x" * 201)
+        decide(text_record("/src/b.txt", "positive", 0.5), D(0, "fix_text", text="x"), "ann")
+    with pytest.raises(BadInputError, match="label: String should have at most 200 characters"):
+        D(0, "correct", label="x" * 201)
+    with pytest.raises(BadInputError, match="label is empty"):
+        decide(record, D(0, "correct", label="  "), "ann")
 
 
 def test_the_last_decision_on_a_tag_wins_for_accuracy_and_the_manifest():
     a, b = text_record("/d/a.txt", "positive", 0.5), text_record("/d/b.txt", "negative", 0.9)
     history = [
-        decide(a, 0, "correct", "ann", label="food", reason="low_confidence", now=T0),
-        decide(a, 0, "correct", "bob", label="tech", reason="low_confidence", now=T0 + timedelta(seconds=1)),
-        decide(b, 0, "accept", "ann", reason="sample", now=T0 + timedelta(seconds=2)),
+        decide(a, D(0, "correct", label="food", reason="low_confidence"), "ann", now=T0),
+        decide(a, D(0, "correct", label="tech", reason="low_confidence"), "bob", now=T0 + timedelta(seconds=1)),
+        decide(b, D(0, "accept", reason="sample"), "ann", now=T0 + timedelta(seconds=2)),
     ]
     assert [r.after["label"] for r in latest(history) if r.after] == ["tech"]
     (row,) = reviewed_accuracy(history)
@@ -88,7 +95,7 @@ def test_the_last_decision_on_a_tag_wins_for_accuracy_and_the_manifest():
     lines = manifest_lines(history, "sentiment")
     assert [(l["source-ref"], l["label"], l["sentiment"]) for l in lines] == [("/d/a.txt", "tech", 1), ("/d/b.txt", "negative", 0)]
     assert lines[0]["sentiment-metadata"]["class-name"] == "tech" and lines[0]["sentiment-metadata"]["reviewer"] == "bob"
-    withdrawn = history + [decide(a, 0, "reject", "cy", now=T0 + timedelta(seconds=3))]
+    withdrawn = history + [decide(a, D(0, "reject"), "cy", now=T0 + timedelta(seconds=3))]
     assert [l["source-ref"] for l in manifest_lines(withdrawn, "sentiment")] == ["/d/b.txt"]
 
 
@@ -101,12 +108,12 @@ def test_the_store_keeps_every_decision_and_finds_records_by_id(index, store):
     assert store.record(rid).tags[0].label == "positive"
     assert store.record("0" * 32) is None
     service = ReviewService(store)
-    service.decide(rid, 0, "correct", "ann", label="food")
-    service.decide(rid, 0, ReviewAction.ACCEPT, "bob")
+    service.decide(rid, D(0, "correct", label="food"), "ann")
+    service.decide(rid, D(0, ReviewAction.ACCEPT), "bob")
     assert [(r.reviewer, r.action) for r in service.history(rid)] == [("ann", "correct"), ("bob", "accept")]
     assert [r.action for r in store.reviews(bot="scene-text")] == []
     with pytest.raises(NotFoundError, match="no tag record"):
-        service.decide("f" * 32, 0, "accept", "ann")
+        service.decide("f" * 32, D(0, "accept"), "ann")
     again = SQLiteReviewStore(store.db.execute("PRAGMA database_list").fetchone()[2])  # reopened: decisions persist
     assert len(again.reviews(record_id=rid)) == 2
     again.close()
@@ -125,7 +132,7 @@ def test_the_queue_is_the_unsure_tags_below_each_bots_threshold_plus_a_sample_an
     (ocr,) = service.queue("scene-text", limit=1)
     assert (ocr.tag_index, ocr.reason) == (1, "low_confidence")  # the unsure line of the sign
 
-    service.decide(task_id("j1", "/src/00.txt"), 0, "accept", "ann", reason="low_confidence")
+    service.decide(task_id("j1", "/src/00.txt"), D(0, "accept", reason="low_confidence"), "ann")
     assert "/src/00.txt" not in {item.record.asset for item in service.queue("sentiment", limit=4)}
     assert {item.record.asset for item in service.queue("sentiment", limit=4, threshold=0.7)} >= {"/src/01.txt", "/src/02.txt"}
     with pytest.raises(BadInputError, match="not between 0 and 1"):
@@ -162,7 +169,7 @@ def test_export_writes_a_manifest_that_training_reads(index, store, tmp_path, se
     with pytest.raises(NotFoundError, match="no accepted or corrected sentiment tags"):
         service.manifest("sentiment")
     for i, record in enumerate(records):
-        service.decide(task_id("j1", record.asset), 0, "accept" if i % 2 else "correct", "ann", label="negative" if i % 2 == 0 else None)
+        service.decide(task_id("j1", record.asset), D(0, "accept" if i % 2 else "correct", label="negative" if i % 2 == 0 else None), "ann")
     out = tmp_path / "labels.manifest"
     assert write_manifest(service.manifest("sentiment"), out) == 4
     examples = load_examples(str(out), (".txt",), settings)

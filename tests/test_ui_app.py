@@ -7,7 +7,6 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -111,9 +110,9 @@ def test_a_foreign_host_or_a_form_post_is_refused(site):
     assert json.loads(get(f"{url}/api/reviews/{photo}")[2]) == []
     status, _, body = get(f"{url}/api/reviews/{photo}", data=b"[1]", method="POST", headers={"Content-Type": "application/json"})
     assert status == 400 and json.loads(body) == {"error": "the body is not a JSON object"}
-    status, _, body = get(f"{url}/api/reviews/{photo}", data=json.dumps({"tag_index": "0", "action": "accept"}).encode(),
+    status, _, body = get(f"{url}/api/reviews/{photo}", data=json.dumps({"tag_index": "first", "action": "accept"}).encode(),
                           method="POST", headers={"Content-Type": "application/json"})
-    assert status == 400 and "tag_index '0' is not a whole number" in json.loads(body)["error"]
+    assert status == 400 and "tag_index: Input should be a valid integer" in json.loads(body)["error"]
     status, _, body = get(f"{url}/api/reviews/{photo}", data=decision, method="POST", headers={"Content-Type": "application/json"})
     assert status == 201 and json.loads(body)["reviewer"] == "tester"
     assert [r["action"] for r in json.loads(get(f"{url}/api/reviews/{photo}")[2])] == ["accept"]

@@ -7,7 +7,6 @@ apt-get when it runs as root).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from spotbot.adapters.sqlite.reviews import SQLiteReviewStore
 from spotbot.domain import AssetRef, Job, JobStatus, Tag, TagRecord, TaskStatus, task_id
 from spotbot.ports import TaskOutcome
 from spotbot.services.planning import add_assets
+from spotbot.domain.reviews import Decision
 from spotbot.services.reviews import ReviewService
 from tests.conftest import REPO, read_parts, run_spotbot, spotbot_env
 from tests.test_training import write_topics
@@ -88,7 +88,7 @@ def world(tmp_path_factory):
     store = SQLiteReviewStore(home / "index.sqlite3")
     service = ReviewService(store)
     for path in texts[3:]:
-        service.decide(task_id("topics", str(path)), 0, "correct", "earlier", label=path.parent.name, reason="low_confidence")
+        service.decide(task_id("topics", str(path)), Decision(tag_index=0, action="correct", label=path.parent.name, reason="low_confidence"), "earlier")
     store.close()
 
     server = subprocess.Popen([sys.executable, "-m", "spotbot", "ui", "--port", "0", "--reviewer", "browser-test"],

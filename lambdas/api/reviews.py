@@ -18,10 +18,10 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Depends, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from spotbot.domain import BadInputError, NotFoundError
-from spotbot.domain.reviews import MAX_LABEL_CHARS, MAX_REVIEWER_CHARS, MAX_TEXT_CHARS, ReviewAction, ReviewReason
+from spotbot.domain.reviews import MAX_REVIEWER_CHARS, Decision
 from spotbot.services import cloud_jobs
 from spotbot.services.reviews import ReviewService
 from spotbot.settings import Settings
@@ -44,12 +44,7 @@ def review_service() -> ReviewService:
 Reviews = Annotated[ReviewService, Depends(review_service)]
 
 
-class ReviewDecision(BaseModel):
-    tag_index: int = Field(ge=0, description="Which of the record's tags (GET /reviews gives it)")
-    action: ReviewAction
-    label: str | None = Field(default=None, max_length=MAX_LABEL_CHARS, description="The right label (action correct)")
-    text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS, description="The right text (action fix_text)")
-    reason: ReviewReason = ReviewReason.BROWSE
+class ReviewDecision(Decision):
     reviewer: str | None = Field(
         default=None, max_length=MAX_REVIEWER_CHARS, description="Used only when the request carries no IAM identity"
     )
@@ -102,10 +97,7 @@ def review_decide(record_id: Annotated[str, Path()], decision: Annotated[ReviewD
     if not reviewer:
         raise cloud_jobs.InvalidRequest("body.reviewer", "is needed when the request is not signed by an IAM identity")
     try:
-        review = reviews.decide(
-            _checked_id(record_id), decision.tag_index, decision.action, reviewer,
-            label=decision.label, text=decision.text, reason=decision.reason,
-        )
+        review = reviews.decide(_checked_id(record_id), decision, reviewer)
     except NotFoundError as error:
         raise cloud_jobs.NotFound(str(error)) from None
     except BadInputError as error:

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spotbot.domain.errors import BadInputError
 from spotbot.domain.records import Tag, TagRecord, task_id, utc_now
@@ -86,40 +86,44 @@ def review_tag_index(tags: list[Tag]) -> int | None:
     return max(range(len(tags)), key=lambda i: tags[i].score)
 
 
-def decide(
-    record: TagRecord,
-    tag_index: int,
-    action: ReviewAction | str,
-    reviewer: str,
-    *,
-    label: str | None = None,
-    text: str | None = None,
-    reason: ReviewReason | str = ReviewReason.BROWSE,
-    now: datetime | None = None,
-) -> Review:
-    """One decision on one tag of a record, checked: a clear BadInputError names what is wrong."""
-    try:
-        action = ReviewAction(action)
-    except ValueError:
-        raise BadInputError(f"action {action!r} is not one of {', '.join(a.value for a in ReviewAction)}") from None
-    try:
-        reason = ReviewReason(reason)
-    except ValueError:
-        raise BadInputError(f"reason {reason!r} is not one of {', '.join(r.value for r in ReviewReason)}") from None
+class Decision(BaseModel):
+    """What a person decided on one tag of a record, as a page or the API sends it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tag_index: int = Field(ge=0, description="Which of the record's tags (the queue gives it)")
+    action: ReviewAction
+    label: str | None = Field(default=None, max_length=MAX_LABEL_CHARS, description="The right label (action correct)")
+    text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS, description="The right text (action fix_text)")
+    reason: ReviewReason = ReviewReason.BROWSE
+
+    @classmethod
+    def parse(cls, data: Any) -> Decision:
+        """A Decision from JSON-like data; BadInputError names each field at fault."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, p['loc'])) or 'body'}: {p['msg']}" for p in error.errors())
+            raise BadInputError(f"the decision is not valid: {problems}") from None
+
+
+def decide(record: TagRecord, decision: Decision, reviewer: str, now: datetime | None = None) -> Review:
+    """The review of one decision, checked against the record: a BadInputError names what is wrong."""
     reviewer = _checked("reviewer", reviewer, MAX_REVIEWER_CHARS)
-    if not 0 <= tag_index < len(record.tags):
+    tag_index, action = decision.tag_index, decision.action
+    if tag_index >= len(record.tags):
         raise BadInputError(f"tag {tag_index} does not exist: {record.asset} has {len(record.tags)} tag(s)")
     before = record.tags[tag_index].model_dump(mode="json")
     after: dict[str, Any] | None = None
     if action is ReviewAction.CORRECT:
-        new_label = _checked("label", label, MAX_LABEL_CHARS)
+        new_label = _checked("label", decision.label, MAX_LABEL_CHARS)
         if new_label == before["label"]:
             raise BadInputError(f"label {new_label!r} is the label already there: accept the tag instead")
         after = before | {"label": new_label}
     elif action is ReviewAction.FIX_TEXT:
         if "text" not in before:
             raise BadInputError(f"tag {tag_index} of {record.asset} has no text to fix (label {before['label']!r})")
-        new_text = _checked("text", text, MAX_TEXT_CHARS)
+        new_text = _checked("text", decision.text, MAX_TEXT_CHARS)
         if new_text == before["text"]:
             raise BadInputError("the text is unchanged: accept the tag instead")
         after = before | {"text": new_text}
@@ -138,7 +142,7 @@ def decide(
         before=before,
         after=after,
         reviewer=reviewer,
-        reason=reason,
+        reason=decision.reason,
         decided_at=decided_at,
     )
 

@@ -18,8 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spotbot.domain import BadInputError, NotFoundError, TagRecord
 from spotbot.domain.reviews import (
+    Decision,
     Review,
-    ReviewAction,
     ReviewedAccuracy,
     ReviewReason,
     decide,
@@ -98,21 +98,11 @@ class ReviewService:
         random.Random(seed).shuffle(mixed)  # a reviewer cannot tell a sampled tag from a doubtful one
         return mixed
 
-    def decide(
-        self,
-        rid: str,
-        tag_index: int,
-        action: ReviewAction | str,
-        reviewer: str,
-        *,
-        label: str | None = None,
-        text: str | None = None,
-        reason: ReviewReason | str = ReviewReason.BROWSE,
-    ) -> Review:
+    def decide(self, rid: str, decision: Decision, reviewer: str) -> Review:
         record = self.store.record(rid)
         if record is None:
             raise NotFoundError(f"no tag record {rid!r} in the index")
-        review = decide(record, tag_index, action, reviewer, label=label, text=text, reason=reason)
+        review = decide(record, decision, reviewer)
         self.store.save_review(review)
         return review
 

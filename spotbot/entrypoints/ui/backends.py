@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from spotbot.domain import Job, NotFoundError, TagRecord, Task
-from spotbot.domain.reviews import ReviewReason, record_id
+from spotbot.domain.reviews import Decision, ReviewReason, record_id
 from spotbot.ports import SearchQuery
 from spotbot.services.reviews import ReviewItem, ReviewService
 
@@ -90,30 +90,13 @@ class LocalBackend:
         return self.reviews.queue(bot, limit, threshold), self.reviews.threshold(bot, threshold)
 
     def decide(self, rid: str, decision: dict[str, Any], reviewer: str) -> dict[str, Any]:
-        review = self.reviews.decide(
-            rid,
-            _tag_index(decision.get("tag_index")),
-            str(decision.get("action", "")),
-            reviewer,
-            label=decision.get("label"),
-            text=decision.get("text"),
-            reason=str(decision.get("reason") or ReviewReason.BROWSE.value),
-        )
-        return review.model_dump(mode="json")
+        return self.reviews.decide(rid, Decision.parse(decision), reviewer).model_dump(mode="json")
 
     def history(self, rid: str) -> list[dict[str, Any]]:
         return [review.model_dump(mode="json") for review in self.reviews.history(rid)]
 
     def accuracy(self) -> list[dict[str, Any]]:
         return [row.as_json() for row in self.reviews.accuracy()]
-
-
-def _tag_index(value: Any) -> int:
-    from spotbot.domain import BadInputError
-
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadInputError(f"tag_index {value!r} is not a whole number")
-    return value
 
 
 class ApiBackend:
@@ -156,7 +139,7 @@ class ApiBackend:
         return items, float(answer["threshold"])
 
     def decide(self, rid: str, decision: dict[str, Any], reviewer: str) -> dict[str, Any]:
-        body = {k: decision.get(k) for k in ("tag_index", "action", "label", "text", "reason") if decision.get(k) is not None}
+        body = Decision.parse(decision).model_dump(mode="json", exclude_none=True)  # checked here too: no round trip to say no
         return self._call("POST", f"/reviews/{quote(rid, safe='')}", body=body | {"reviewer": reviewer})
 
     def history(self, rid: str) -> list[dict[str, Any]]:
