@@ -174,10 +174,15 @@ def test_the_jobs_pages_show_counts_failures_and_throughput(world, browser):
     row = browser.find_element(By.CSS_SELECTOR, 'tr[data-job="signs"]')
     cells = {c.get_attribute("data-field"): c.text for c in row.find_elements(By.CSS_SELECTOR, "td[data-field]")}
     assert (cells["done"], cells["failed"], cells["pending"]) == ("2", "1", "0")
+    index = SQLiteTagIndex(world["home"] / "index.sqlite3")  # a worker finishes one more asset while the page is open
+    add_assets(index, "signs", [AssetRef(uri=str(world["root"] / "signs" / "late.png"), etag="e1", size=1)], shard_size=1000)
+    index.record_outcomes([], [TaskOutcome(str(world["root"] / "signs" / "late.png"), TaskStatus.FAILED, "late")], "signs")
+    index.close()
+    WebDriverWait(browser, 10).until(lambda _: row.find_element(By.CSS_SELECTOR, 'td[data-field="failed"]').text == "2")
     browser.get(f"{world['url']}/jobs/signs")
     assert "corrupt or truncated image: <b>bad</b>" in browser.find_element(By.TAG_NAME, "table").text
     assert browser.find_elements(By.CSS_SELECTOR, ".chart svg rect")
-    assert "Done / failed / pending" in browser.page_source and "2 / 1 / 0 of 3" in browser.find_element(By.CSS_SELECTOR, ".facts").text
+    assert "Done / failed / pending" in browser.page_source and "2 / 2 / 0 of 4" in browser.find_element(By.CSS_SELECTOR, ".facts").text
 
 
 def test_the_pages_fit_a_narrow_window(world, browser):

@@ -48,7 +48,8 @@ function reviewQueue() {
     if (i >= items.length) { document.getElementById("done-all").hidden = false; return; }
     at = Math.max(0, i);
     items[at].classList.add("current");
-    items[at].focus();
+    items[at].focus({ preventScroll: true });
+    items[at].scrollIntoView({ block: "nearest" });
   };
   const nextOpen = (from) => { let i = from; while (i < items.length && items[i].dataset.decided) i++; return i; };
   const send = async (item, action, extra) => {
