@@ -17,8 +17,13 @@ SCHEMA = (
     "decided_at TEXT NOT NULL, doc TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS reviews_by_bot ON reviews (bot, decided_at)",
     "CREATE INDEX IF NOT EXISTS reviews_by_record ON reviews (record_id, decided_at)",
-    # the web page lists records newest first; without this every page of 1 M records is a full sort
+    # The web pages list records newest first, maybe of one bot or job: without these, a page of 1 M
+    # records is a full sort (the tag index's own search uses them as they are there).
     "CREATE INDEX IF NOT EXISTS tags_by_created ON tags (created_at DESC, asset)",
+    "CREATE INDEX IF NOT EXISTS tags_by_bot ON tags (bot, created_at DESC, asset)",
+    "CREATE INDEX IF NOT EXISTS tags_by_job ON tags (job_id, created_at DESC, asset)",
+    # the queue reads one bot's records by rowid; without this a random probe scans the other bots' rows
+    "CREATE INDEX IF NOT EXISTS tags_by_bot_rowid ON tags (bot)",
 )
 PAGE = 200
 

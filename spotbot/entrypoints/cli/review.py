@@ -51,8 +51,11 @@ def ui(
 
     options = UiOptions(host=host, port=port, api=api, reviewer=reviewer or getpass.getuser(),
                         thresholds=_thresholds(threshold or []))
+    settings = _settings(home)
+    if not api:  # the first time over a big index, adding the pages' indexes takes a while: say why we wait
+        err.print(f"opening {settings.index_path} ...", highlight=False)
     try:
-        web, closers = build_app(_settings(home), options)
+        web, closers = build_app(settings, options)
     except ValueError as error:
         raise _fail(str(error)) from None
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
