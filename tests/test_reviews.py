@@ -184,3 +184,10 @@ def test_spotbot_reviews_export_says_when_there_is_nothing(tmp_path):
     assert not (tmp_path / "x.manifest").exists()
     bad = run_spotbot(tmp_path / "home", "ui", "--threshold", "car-model", check=False)
     assert bad.returncode == 2 and "is not BOT=NUMBER" in bad.stderr
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = run_spotbot(tmp_path / "home", "ui", "--port", str(taken.getsockname()[1]), check=False)
+    assert busy.returncode == 2 and "cannot listen on 127.0.0.1:" in busy.stderr

@@ -185,13 +185,22 @@ def test_the_jobs_pages_show_counts_failures_and_throughput(world, browser):
     assert "Done / failed / pending" in browser.page_source and "2 / 2 / 0 of 4" in browser.find_element(By.CSS_SELECTOR, ".facts").text
 
 
-def test_the_pages_fit_a_narrow_window(world, browser):
+UNLABELLED = """return [...document.querySelectorAll('input, select, button, img')].filter(el =>
+    !(el.closest('label') || el.getAttribute('aria-label') || (el.tagName === 'IMG' ? el.alt : el.textContent.trim()))
+).map(el => el.outerHTML)"""
+
+
+def test_the_pages_fit_a_narrow_window_and_every_control_is_named(world, browser):
     browser.set_window_size(360, 800)
     try:
-        for page in ("/search?job=signs", "/review?bot=sentiment", "/jobs/signs"):
+        for page in ("/search?job=signs", "/review?bot=sentiment", "/review?bot=my-own-bot", "/jobs/signs", "/jobs"):
             browser.get(world["url"] + page)
             width = browser.execute_script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
             assert width[0] <= width[1], (page, width)
+            assert browser.execute_script(UNLABELLED) == [], page  # a screen reader can name each control and image
+        browser.get(f"{world['url']}/review?bot=my-own-bot")
+        assert "Nothing to review for my-own-bot below 0.8." in browser.find_element(By.CSS_SELECTOR, ".empty").text
+        assert browser.find_element(By.CSS_SELECTOR, "select[name=bot] option:checked").text == "my-own-bot"
     finally:
         browser.set_window_size(1280, 1000)
 

@@ -221,8 +221,9 @@ def review_page(request: Request) -> Response:
     backend = _backend(request)
     items, cut = backend.queue(bot, QUEUE_SIZE, threshold) if bot else ([], None)
     cards = [_card(request, item.record_id, item.record, "") | {"item": item} for item in items]
+    choices = bots if bot is None or bot in bots else [*bots, bot]  # a bring-your-own bot named in the URL
     return _page(request, "review.html", {"bot": bot, "threshold": cut, "cards": cards, "accuracy": backend.accuracy(),
-                                           "reviewer": request.app.state.reviewer})
+                                           "reviewer": request.app.state.reviewer, "bots": choices})
 
 
 async def review_json(request: Request) -> Response:
