@@ -153,3 +153,31 @@ def test_the_ui_pointed_at_the_api_reviews_the_cloud_index(reviews, api_url, tmp
     assert saved["action"] == "reject" and saved["reviewer"] == TESTER  # decided in the cloud, as the signer
     assert [r.action.value for r in reviews.history(rid("s3://photos/b.jpg"))] == ["reject"]
     assert all(seen["headers"].get("Authorization", "").startswith("AWS4-HMAC-SHA256") for seen in _ApiGateway.seen)
+
+
+def test_the_opensearch_store_pages_low_scores_and_samples_repeatably(opensearch_index):
+    store = OpenSearchReviewStore(opensearch_index)
+    store.ensure_index()
+    tag_records(opensearch_index, "cars", [car(f"s3://photos/{i:03}.jpg", "Boxster", 0.2 if i % 3 == 0 else 0.9) for i in range(450)])
+    opensearch_index.refresh()
+    low = [r.asset for r in store.low_scoring("car-model", 0.5)]
+    assert len(low) == len(set(low)) == 150  # over pages of 200
+    first, again, other = (store.sample("car-model", 10, seed) for seed in (1, 1, 2))
+    assert len(first) == 10 and [r.asset for r in first] == [r.asset for r in again] != [r.asset for r in other]
+    assert store.sample("sentiment", 5, 1) == [] and store.record("0" * 32) is None
+
+
+def test_spotbot_reviews_export_through_the_api(reviews, api_url, tmp_path):
+    from typer.testing import CliRunner
+
+    from spotbot.entrypoints.cli import app as cli
+
+    out = tmp_path / "labels.manifest"
+    nothing = CliRunner().invoke(cli, ["reviews", "export", "--bot", "car-model", "--out", str(out), "--api", api_url])
+    assert nothing.exit_code == 2 and "no accepted or corrected car-model tags" in nothing.output and not out.exists()
+    call("POST", "/reviews/{record_id}", record_id=rid("s3://photos/b.jpg"), body={"tag_index": 1, "action": "correct", "label": "911"})
+    done = CliRunner().invoke(cli, ["reviews", "export", "--bot", "car-model", "--out", str(out), "--api", api_url, "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output) == {"bot": "car-model", "out": str(out), "lines": 1, "labels": ["911"]}
+    (line,) = [json.loads(text) for text in out.read_text(encoding="utf-8").splitlines()]
+    assert (line["source-ref"], line["label"], line["car-model-metadata"]["reviewer"]) == ("s3://photos/b.jpg", "911", TESTER)
