@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from spotbot.domain.errors import BadInputError
 from spotbot.domain.records import Tag, TagRecord, task_id, utc_now
@@ -86,16 +86,21 @@ def review_tag_index(tags: list[Tag]) -> int | None:
     return max(range(len(tags)), key=lambda i: tags[i].score)
 
 
+def _inline_enum(kind: type[StrEnum]) -> WithJsonSchema:
+    """The enum's values in the field's own schema, not a $ref: API Gateway request models take no references."""
+    return WithJsonSchema({"type": "string", "enum": [member.value for member in kind]})
+
+
 class Decision(BaseModel):
     """What a person decided on one tag of a record, as a page or the API sends it."""
 
     model_config = ConfigDict(frozen=True)
 
     tag_index: int = Field(ge=0, description="Which of the record's tags (the queue gives it)")
-    action: ReviewAction
+    action: Annotated[ReviewAction, _inline_enum(ReviewAction)]
     label: str | None = Field(default=None, max_length=MAX_LABEL_CHARS, description="The right label (action correct)")
     text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS, description="The right text (action fix_text)")
-    reason: ReviewReason = ReviewReason.BROWSE
+    reason: Annotated[ReviewReason, _inline_enum(ReviewReason)] = ReviewReason.BROWSE
 
     @classmethod
     def parse(cls, data: Any) -> Decision:

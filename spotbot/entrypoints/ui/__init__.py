@@ -19,7 +19,7 @@ class UiOptions:
 
 def build_app(settings: Any, options: UiOptions) -> tuple[Any, Any]:
     """The Starlette app and what to close when it stops."""
-    from spotbot.bot import builtin_bots
+    from spotbot.services.bots import builtin_bots
     from spotbot.entrypoints.ui.app import create_app
     from spotbot.entrypoints.ui.backends import ApiBackend, LocalBackend
     from spotbot.entrypoints.ui.thumbnails import ThumbnailCache

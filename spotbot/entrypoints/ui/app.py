@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from spotbot.domain import BadInputError, NotFoundError, UnavailableError
-from spotbot.entrypoints.ui import views
+import spotbot.entrypoints.ui.views as views
 from spotbot.entrypoints.ui.backends import UiBackend
 from spotbot.entrypoints.ui.thumbnails import ThumbnailCache
 from spotbot.ports import SearchQuery
