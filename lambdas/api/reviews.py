@@ -22,9 +22,9 @@ from pydantic import Field
 
 from spotbot.domain import BadInputError, NotFoundError
 from spotbot.domain.reviews import MAX_REVIEWER_CHARS, Decision
-from spotbot.services import cloud_jobs
+from spotbot.services.cloud_requests import InvalidRequest
 from spotbot.services.reviews import ReviewService
-from spotbot.settings import Settings
+from spotbot.settings import ApiSettings, load_role
 
 router = Router()
 RECORD_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -36,7 +36,7 @@ def review_service() -> ReviewService:
     from spotbot.adapters.opensearch.reviews import OpenSearchReviewStore
     from spotbot.adapters.wiring import open_cloud_index
 
-    store = OpenSearchReviewStore(open_cloud_index(Settings()))
+    store = OpenSearchReviewStore(open_cloud_index(load_role(ApiSettings)))
     store.ensure_index()
     return ReviewService(store)
 
@@ -56,7 +56,7 @@ def _answer(status: int, body: Any) -> Response:
 
 def _checked_id(record_id: str) -> str:
     if not RECORD_ID.match(record_id):
-        raise cloud_jobs.NotFound(f"no tag record {record_id!r}: ids are 32 hex digits (the `id` GET /reviews gives)")
+        raise NotFoundError(f"no tag record {record_id!r}: ids are 32 hex digits (the `id` GET /reviews gives)")
     return record_id
 
 
@@ -86,7 +86,7 @@ def review_export(reviews: Reviews, bot: Annotated[str, Query(min_length=1, max_
 def review_history(record_id: Annotated[str, Path()], reviews: Reviews):
     record = reviews.store.record(_checked_id(record_id))
     if record is None:
-        raise cloud_jobs.NotFound(f"no tag record {record_id!r} in the index")
+        raise NotFoundError(f"no tag record {record_id!r} in the index")
     history = [review.model_dump(mode="json") for review in reviews.history(record_id)]
     return _answer(200, {"id": record_id, "record": record.model_dump(mode="json", exclude_none=True), "history": history})
 
@@ -95,13 +95,11 @@ def review_history(record_id: Annotated[str, Path()], reviews: Reviews):
 def review_decide(record_id: Annotated[str, Path()], decision: Annotated[ReviewDecision, Body()], reviews: Reviews):
     reviewer = _caller(router.current_event) or decision.reviewer
     if not reviewer:
-        raise cloud_jobs.InvalidRequest("body.reviewer", "is needed when the request is not signed by an IAM identity")
+        raise InvalidRequest("body.reviewer", "is needed when the request is not signed by an IAM identity")
     try:
         review = reviews.decide(_checked_id(record_id), decision, reviewer)
-    except NotFoundError as error:
-        raise cloud_jobs.NotFound(str(error)) from None
     except BadInputError as error:
-        raise cloud_jobs.InvalidRequest("body", str(error)) from None
+        raise InvalidRequest("body", str(error)) from None
     return _answer(201, review.model_dump(mode="json"))
 
 
