@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed
 # the CDK CLI pinned in package.json (aws-cdk 2.1148.1): npx cdk synth | deploy | destroy
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup demo test bench synth diagram clean
+.PHONY: setup browser demo test bench synth diagram clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[test,cloud,export,cdk]"
+	$(BIN)/python -m pip install --quiet -e ".[test,cloud,export,cdk,ui]"
 	$(BIN)/python -m pip check
 	$(BIN)/spotbot models build  # the car-model backbone, exported once to ONNX into the model store
 	touch $(STAMP)
@@ -32,14 +32,23 @@ demo: $(STAMP)  # no Node needed to tag locally
 	SPOTBOT_HOME=.spotbot-demo $(BIN)/spotbot search --job demo-car-model --limit 20
 	@echo "JSON Lines: demo-output/<job_id>/part-*.jsonl   Try: SPOTBOT_HOME=.spotbot-demo $(BIN)/spotbot search 欢迎光临"
 
+## Chromium for the browser tests: apt-get installs it when missing and root; otherwise those tests skip, saying why.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq chromium chromium-driver \
+			|| echo "chromium could not be installed: tests/test_ui_browser.py will skip"; \
+	else echo "no /usr/bin/chromium and not root: tests/test_ui_browser.py will skip (apt-get install chromium chromium-driver)"; fi
+
 ## Run the test suite (CI runs exactly this, through .ci/run).
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
 
 ## Benchmarks: figures, not pass/fail.
 bench: setup
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/bots.py
+	$(BIN)/python bench/ui.py
 
 ## Synthesize the AWS stack into cdk.out (pip-installs the Lambda layer; add SYNTH_ARGS="-c bundle_lambdas=false" offline).
 synth: setup

@@ -511,6 +511,7 @@ def test_the_openapi_document_lists_the_routes(cloud):
         "/tags": {"get"},
         "/bots": {"get", "post"},
         "/bots/{name}": {"get", "put", "delete"},
+        "/reviews": {"get"}, "/reviews/export": {"get"}, "/reviews/{record_id}": {"get", "post"},  # lambdas/api/reviews.py
     }
     assert {"JobSubmission", "BotRegistration", "ErrorAnswer"} <= set(document["components"]["schemas"])
     assert document["paths"]["/jobs"]["post"]["responses"]["400"]["content"]["application/json"]["schema"] == {

@@ -197,6 +197,9 @@ def delete_bot(name: Annotated[str, Path()], jobs: Jobs):
     return Response(status_code=204)
 
 
+app.include_router(__import__("lambdas.api.reviews", fromlist=["router"]).router)  # GET/POST /reviews (issue 16)
+
+
 @app.get("/openapi.json", include_in_schema=False)
 def openapi():
     return _answer(200, openapi_document())

@@ -154,3 +154,4 @@ from spotbot.ports.control_planes import (  # noqa: E402  (the control planes li
     Execution,
     WorkflowEngine,
 )
+from spotbot.ports.reviews import ReviewStore  # noqa: E402,F401  (issue 16: review decisions)

@@ -46,6 +46,7 @@ def _register_cloud_commands() -> None:
 
 
 _register_cloud_commands()
+app.add_typer(__import__("spotbot.entrypoints.cli.review", fromlist=["app"]).app)  # spotbot ui, spotbot reviews (issue 16)
 
 
 def main() -> None:  # pragma: no cover - console entry
