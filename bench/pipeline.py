@@ -21,6 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from spotbot.adapters.local.job_lock import job_lock  # noqa: E402
 from spotbot.adapters.local.runner import LocalPoolRunner  # noqa: E402
 from spotbot.services.tagging import TagRequest, tag_assets  # noqa: E402
 from spotbot.settings import Settings  # noqa: E402
@@ -42,6 +43,7 @@ def run_pipeline(source: Path, bot: str, workers: int, work_dir: Path, **request
         store=open_asset_store(str(source), settings),
         output=open_output_store(str(work_dir / "out")),
         runner_for=lambda n: LocalPoolRunner(settings, n),
+        lock=lambda job_id: job_lock(settings.locks_dir, job_id),
     )
     elapsed = time.perf_counter() - started
     index.close()

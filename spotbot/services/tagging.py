@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spotbot.adapters.local.job_lock import job_lock
 from spotbot.services.bots import resolve_bot
 from spotbot.domain import (
     BadInputError,
@@ -71,6 +72,7 @@ def tag_assets(
     store: AssetStore,
     output: OutputStore,
     runner_for: Callable[[int], JobRunner],
+    lock: Callable[[str], AbstractContextManager[Any]],
     registry: ModelRegistry | None = None,
     on_progress: ProgressCallback = lambda phase, counts: None,
 ) -> JobRun:
@@ -87,7 +89,7 @@ def tag_assets(
     workers = request.workers or settings.workers
     if workers < 1:
         raise BadInputError(f"workers must be at least 1, got {workers}")
-    with job_lock(settings.locks_dir, job_id):
+    with lock(job_id):  # one run of a job at a time (JobLockedError, a ConflictError, otherwise)
         job = index.get_job(job_id)
         model_version = model.version if model else bot_class.default_model_version()
         if job is None:

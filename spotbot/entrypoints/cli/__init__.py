@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from spotbot.entrypoints.cli import doctor, jobs, models, tagging
+from spotbot.entrypoints.cli import doctor, jobs, models, review, tagging
 from spotbot.entrypoints.cli.console import SpotbotGroup
 
 app = typer.Typer(
@@ -46,7 +46,7 @@ def _register_cloud_commands() -> None:
 
 
 _register_cloud_commands()
-app.add_typer(__import__("spotbot.entrypoints.cli.review", fromlist=["app"]).app)  # spotbot ui, spotbot reviews (issue 16)
+app.add_typer(review.app)  # spotbot ui, spotbot reviews
 
 
 def main() -> None:  # pragma: no cover - console entry

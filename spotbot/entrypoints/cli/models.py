@@ -22,7 +22,7 @@ from spotbot.entrypoints.cli.console import (
 
 def bots(models: ModelsOption = None, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """The built-in bots: name, file types, current model version and runtime."""
-    from spotbot.bot import builtin_bots
+    from spotbot.services.bots import builtin_bots
     from spotbot.adapters.wiring import open_model_registry
 
     registry, _ = open_model_registry(load_settings(home), models)
@@ -52,7 +52,7 @@ def models_list(
     home: HomeOption = None,
 ) -> None:
     """Every model version, newest first, with its metrics and whether it is approved (the first approved one is current)."""
-    from spotbot.bot import BUILTIN_BOTS
+    from spotbot.services.bots import BUILTIN_BOTS
     from spotbot.adapters.wiring import open_model_registry
 
     registry, _ = open_model_registry(load_settings(home), models)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from spotbot.entrypoints.cli import ApiOption, HomeOption, JsonOption, _fail, _settings, err, out
+from spotbot.entrypoints.cli.console import ApiOption, HomeOption, JsonOption, err, fail, load_settings, out
 
 app = typer.Typer()
 reviews_app = typer.Typer(help="Review decisions: export them as a training manifest, see the reviewed accuracy.",
@@ -24,9 +24,9 @@ def _thresholds(values: list[str]) -> dict[str, float]:
         try:
             thresholds[bot.strip()] = float(number)
         except ValueError:
-            raise _fail(f"--threshold {value!r} is not BOT=NUMBER, e.g. car-model=0.6") from None
+            raise fail(f"--threshold {value!r} is not BOT=NUMBER, e.g. car-model=0.6") from None
         if not bot.strip() or not 0 <= thresholds[bot.strip()] <= 1:
-            raise _fail(f"--threshold {value!r} is not BOT=NUMBER with the number between 0 and 1")
+            raise fail(f"--threshold {value!r} is not BOT=NUMBER with the number between 0 and 1")
     return thresholds
 
 
@@ -51,20 +51,20 @@ def ui(
 
     options = UiOptions(host=host, port=port, api=api, reviewer=reviewer or getpass.getuser(),
                         thresholds=_thresholds(threshold or []))
-    settings = _settings(home)
+    settings = load_settings(home)
     if not api:  # the first time over a big index, adding the pages' indexes takes a while: say why we wait
         err.print(f"opening {settings.index_path} ...", highlight=False)
     try:
         web, closers = build_app(settings, options)
     except ValueError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
     except OSError as error:
-        raise _fail(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+        raise fail(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     print(f"Spot Tagging Bot UI: http://{shown}:{bound_port}/", flush=True)
@@ -98,13 +98,13 @@ def export(
             try:
                 lines = ApiClient(api).request("GET", "/reviews/export", query={"bot": bot})["lines"]
             except ApiError as error:
-                raise _fail(str(error)) from None
+                raise fail(str(error)) from None
             if not lines:
                 raise NotFoundError(f"no accepted or corrected {bot} tags to export")
         else:
             lines = _local_service(home).manifest(bot)
     except NotFoundError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     count = write_manifest(lines, out_path)
     labels = sorted({line["label"] for line in lines})
     if as_json:
@@ -134,4 +134,4 @@ def _local_service(home: Path | None):
     from spotbot.adapters.sqlite.reviews import SQLiteReviewStore
     from spotbot.services.reviews import ReviewService
 
-    return ReviewService(SQLiteReviewStore(_settings(home).index_path))
+    return ReviewService(SQLiteReviewStore(load_settings(home).index_path))

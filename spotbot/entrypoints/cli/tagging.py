@@ -84,9 +84,10 @@ def tag(
     --fail-on-error, work left undone, or a source, sink or disk that failed, 2 bad input,
     3 job already running, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
     """
+    from spotbot.adapters.local.job_lock import job_lock
     from spotbot.adapters.local.runner import LocalPoolRunner
     from spotbot.adapters.wiring import open_asset_store, open_local_index, open_model_registry, open_output_store
-    from spotbot.bot import resolve_bot
+    from spotbot.services.bots import resolve_bot
     from spotbot.domain import SpotbotError, new_job_id
     from spotbot.services.tagging import TagRequest, default_output_dir, tag_assets
 
@@ -119,6 +120,7 @@ def tag(
                     store=store,
                     output=output,
                     runner_for=lambda n: LocalPoolRunner(settings, n),
+                    lock=lambda job_id: job_lock(settings.locks_dir, job_id),
                     registry=registry,
                     on_progress=progress.update,
                 )
