@@ -337,10 +337,14 @@ def test_jobs_are_listed_newest_first_and_shown_with_counts_and_execution(cloud)
         second,
     )
 
-    status, listed = call("GET", "/jobs")
-    assert status == 200 and [job["job_id"] for job in listed] == [second, first]
+    status, page = call("GET", "/jobs")
+    listed = page["items"]
+    assert status == 200 and [job["job_id"] for job in listed] == [second, first] and page["next"] is None
     assert listed[0]["counts"] == {"total": 3, "pending": 1, "done": 1, "failed": 1, "skipped": 0}
-    assert [job["job_id"] for job in call("GET", "/jobs", query={"limit": 1})[1]] == [second]
+    one = call("GET", "/jobs", query={"limit": 1})[1]
+    assert [job["job_id"] for job in one["items"]] == [second] and one["next"]
+    rest = call("GET", "/jobs", query={"limit": 1, "after": one["next"]})[1]
+    assert [job["job_id"] for job in rest["items"]] == [first] and rest["next"] is None
 
     status, detail = call("GET", "/jobs/{job_id}", job_id=second)
     assert status == 200
@@ -350,9 +354,10 @@ def test_jobs_are_listed_newest_first_and_shown_with_counts_and_execution(cloud)
     assert detail["execution"]["status"] == "RUNNING" and detail["execution"]["started_at"]
     assert detail["console_url"].endswith(detail["execution_arn"])
 
-    for unknown in ("no-such-job", "not a job id"):
-        status, answer = call("GET", "/jobs/{job_id}", job_id=unknown)
-        assert status == 404 and "no job" in answer["error"]
+    status, answer = call("GET", "/jobs/{job_id}", job_id="no-such-job")
+    assert status == 404 and "no job" in answer["error"]
+    status, answer = call("GET", "/jobs/{job_id}", job_id="not a job id")
+    assert status == 400 and fields(answer) == ["path.job_id"]
 
 
 # DELETE /jobs/{job_id}

@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 from opensearchpy import AWSV4SignerAuth, OpenSearch, RequestsHttpConnection
 from opensearchpy.exceptions import NotFoundError, RequestError, TransportError
 
-from spotbot.domain import AssetRef, Job, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
+from spotbot.domain import AssetRef, BadInputError, Job, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
 from spotbot.ports import SearchHit, SearchQuery, TaskOutcome
 
 MiB = 1024 * 1024
@@ -478,14 +478,20 @@ class OpenSearchTagIndex:
         return Job.model_validate(source) if source is not None else None
 
     def list_jobs(self, limit: int = 50, *, consistent: bool = False) -> list[Job]:
+        return [job for job, _ in self.list_jobs_page(limit, consistent=consistent)]
+
+    def list_jobs_page(
+        self, limit: int = 50, after: list[Any] | None = None, *, consistent: bool = False
+    ) -> list[tuple[Job, list[Any]]]:
+        """Up to limit jobs newest first, after a position; each with its own position (resume just after it)."""
+        if after is not None:
+            check_job_cursor(after)
         self._before_search(self.jobs_index, consistent)
-        hits = self._scan(
-            self.jobs_index,
-            {"match_all": {}},
-            [{"created_at": "desc"}, {"job_id": "asc"}],
-            limit=limit,
-        )
-        return [Job.model_validate(hit["_source"]) for hit in hits]
+        body: dict[str, Any] = {"query": {"match_all": {}}, "sort": JOB_SORT, "size": limit, "track_total_hits": False}
+        if after is not None:
+            body["search_after"] = after
+        hits = self.client.search(index=self.jobs_index, body=body)["hits"]["hits"]
+        return [(Job.model_validate(hit["_source"]), list(hit["sort"])) for hit in hits]
 
     def _get_source(self, index: str, doc_id: str) -> dict[str, Any] | None:
         try:
@@ -558,6 +564,31 @@ class OpenSearchTagIndex:
         buckets = response["aggregations"]["statuses"]["buckets"]
         return JobCounts.from_statuses({bucket["key"]: bucket["doc_count"] for bucket in buckets})
 
+    def counts_of_jobs(self, job_ids: list[str], *, consistent: bool = False) -> dict[str, JobCounts]:
+        """The task counts of many jobs in one aggregation (a job with no tasks gets zero counts)."""
+        if not job_ids:
+            return {}
+        self._before_search(self.tasks_index, consistent)
+        response = self.client.search(
+            index=self.tasks_index,
+            body={
+                "size": 0,
+                "track_total_hits": False,
+                "query": {"terms": {"job_id": job_ids}},
+                "aggs": {
+                    "jobs": {
+                        "terms": {"field": "job_id", "size": len(job_ids)},
+                        "aggs": {"statuses": {"terms": {"field": "status", "size": 100}}},
+                    }
+                },
+            },
+        )
+        found = {
+            bucket["key"]: JobCounts.from_statuses({s["key"]: s["doc_count"] for s in bucket["statuses"]["buckets"]})
+            for bucket in response["aggregations"]["jobs"]["buckets"]
+        }
+        return {job_id: found.get(job_id, JobCounts()) for job_id in job_ids}
+
     def failed_tasks(self, job_id: str, limit: int = 100, *, consistent: bool = False) -> list[Task]:
         self._before_search(self.tasks_index, consistent)
         query = _task_query(job_id, (TaskStatus.FAILED,))
@@ -583,14 +614,20 @@ class OpenSearchTagIndex:
     def search_page(
         self, query: SearchQuery, search_after: list[Any] | None = None, *, consistent: bool = False
     ) -> tuple[list[SearchHit], list[Any] | None]:
-        """One page of query.limit hits, newest first; pass the returned cursor for the next (None: no more)."""
+        """One page of query.limit hits, newest first; pass the returned cursor for the next (None: no more).
+
+        Each hit carries its own position too, so a caller that keeps fewer hits (a byte budget) can resume after
+        the last one it kept. A search_after this method did not give out is a BadInputError, not a search error.
+        """
         if query.limit < 1:
             return [], None
+        if search_after is not None:
+            check_tag_cursor(search_after)
         self._before_search(self.tags_index, consistent)
         terms = (query.text or "").split()
         body: dict[str, Any] = {
             "query": _tag_query(terms, bot=query.bot, label=query.label, job_id=query.job_id),
-            "sort": [{"created_at": "desc"}, {"asset": "asc"}, {"job_id": "asc"}],
+            "sort": TAG_SORT,
             "size": query.limit + 1,
             "_source": {"excludes": ["search_text"]},
             "track_total_hits": False,
@@ -602,7 +639,7 @@ class OpenSearchTagIndex:
         hits = []
         for hit in page:
             record = TagRecord.model_validate(hit["_source"])
-            hits.append(SearchHit(record=record, snippet=_snippet(record, terms)))
+            hits.append(SearchHit(record=record, snippet=_snippet(record, terms), position=list(hit["sort"])))
         return hits, (page[-1]["sort"] if len(raw) > query.limit else None)
 
     def label_counts(self, job_id: str | None = None, bot: str | None = None, *, consistent: bool = False) -> dict[str, int]:
@@ -690,6 +727,32 @@ class OpenSearchTagIndex:
 
         self._write_all(docs())
         return written
+
+
+TAG_SORT: list[dict[str, str]] = [{"created_at": "desc"}, {"asset": "asc"}, {"job_id": "asc"}]
+JOB_SORT: list[dict[str, str]] = [{"created_at": "desc"}, {"job_id": "asc"}]
+MAX_CURSOR_STRING = 4096  # longer than any asset URI or job id the index holds
+
+
+def _check_cursor(search_after: Any, strings: int) -> None:
+    """[epoch millis, then `strings` strings] -- the shape of every sort here -- or BadInputError."""
+    shaped = (
+        isinstance(search_after, list)
+        and len(search_after) == 1 + strings
+        and type(search_after[0]) is int
+        and -(2**63) <= search_after[0] < 2**63
+        and all(isinstance(value, str) and len(value) <= MAX_CURSOR_STRING for value in search_after[1:])
+    )
+    if not shaped:
+        raise BadInputError("the cursor is not one this index gave out: pass the `next` of the previous page")
+
+
+def check_tag_cursor(search_after: Any) -> None:
+    _check_cursor(search_after, len(TAG_SORT) - 1)
+
+
+def check_job_cursor(search_after: Any) -> None:
+    _check_cursor(search_after, len(JOB_SORT) - 1)
 
 
 def _task_query(job_id: str, statuses: tuple[TaskStatus, ...], *more: dict[str, Any]) -> dict[str, Any]:
