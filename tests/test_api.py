@@ -16,113 +16,43 @@ import json
 import re
 import threading
 import time
-import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import pytest
-from moto import mock_aws
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from moto.batch.models import batch_backends
 from typer.testing import CliRunner
 
-from lambdas.api.handler import app, cloud_jobs, handler
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-
+from lambdas.api.handler import handler
 from lambdas.api.handler import logger as api_logger
 from spotbot.adapters.api_client import ApiClient, ApiError
-from spotbot.entrypoints.cli.cloud import app as cloud_app
 from spotbot.domain import AssetRef, Job, JobStatus, Tag, TaskStatus
-from spotbot.adapters.opensearch.index import OpenSearchTagIndex
-from spotbot.services.cloud_jobs import CloudJobs, decode_cursor, default_output, encode_cursor
+from spotbot.entrypoints.cli.cloud import app as cloud_app
 from spotbot.ports import TaskOutcome
-from spotbot.settings import Settings
+from spotbot.services.cloud_jobs import CloudJobs, default_output
+from spotbot.services.pages import decode_cursor, encode_cursor
 from spotbot.services.planning import add_assets
+from tests.api_gateway import (  # noqa: F401 -- aws, settings and cloud are fixtures
+    ACCOUNT,
+    QUEUE,
+    REGION,
+    LambdaContextStub,
+    aws,
+    call,
+    cloud,
+    executions,
+    fields,
+    proxy_event,
+    settings,
+)
 from tests.index_contract import T0, record
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"  # moto's
-QUEUE = "spot-workers"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/my-detector:1.0"
-
-
-
-@dataclass
-class Stack:
-    """What the stack deploys beside the API, in moto: a role, the Batch queue of the Spot workers, clients."""
-
-    role_arn: str
-    stepfunctions: Any
-    batch: Any
-
-
-@pytest.fixture(scope="module")
-def aws(tmp_path_factory):
-    """moto for the whole module (boto3 clients are slow to make; each test gets its own state machine)."""
-    no_files = tmp_path_factory.mktemp("aws") / "none"
-    with pytest.MonkeyPatch.context() as env:
-        unset = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "SPOTBOT_DEFAULT_OUTPUT", "SPOTBOT_DEFAULT_WORKERS", "SPOTBOT_API_URL")
-        for name in unset:
-            env.delenv(name, raising=False)
-        env.setenv("AWS_ACCESS_KEY_ID", "AKIDTESTING")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", REGION)
-        env.setenv("AWS_CONFIG_FILE", str(no_files))
-        env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(no_files))
-        env.setenv("NO_PROXY", "127.0.0.1,localhost")
-        with mock_aws(config={"batch": {"use_docker": False}}):
-            assume = {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}
-            trust = json.dumps({"Version": "2012-10-17", "Statement": [assume]})
-            role_arn = boto3.client("iam").create_role(RoleName="tag-assets", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
-            batch = boto3.client("batch")
-            environment = batch.create_compute_environment(
-                computeEnvironmentName="spot", type="UNMANAGED", state="ENABLED", serviceRole=role_arn
-            )["computeEnvironmentArn"]
-            batch.create_job_queue(
-                jobQueueName=QUEUE,
-                state="ENABLED",
-                priority=1,
-                computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
-            )
-            batch.register_job_definition(
-                jobDefinitionName="worker", type="container", containerProperties={"image": "worker", "vcpus": 1, "memory": 512}
-            )
-            yield Stack(role_arn=role_arn, stepfunctions=boto3.client("stepfunctions"), batch=batch)
-
-
-@pytest.fixture
-def settings(aws, osmem_clone, tmp_path) -> Settings:
-    """The stack's settings, as the Lambda gets them, with a new state machine (a Pass state) of its own."""
-    definition = {"StartAt": "Scan assets", "States": {"Scan assets": {"Type": "Pass", "End": True}}}
-    state_machine_arn = aws.stepfunctions.create_state_machine(
-        name=f"tag-assets-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition), roleArn=aws.role_arn
-    )["stateMachineArn"]
-    return Settings(
-        home=tmp_path / "home",
-        region=REGION,
-        opensearch_endpoint=osmem_clone.url,
-        opensearch_sigv4=False,
-        state_machine_arn=state_machine_arn,
-        batch_job_queue=QUEUE,
-        work_bucket="work-bucket",
-    )
-
-
-@pytest.fixture
-def cloud(aws, settings):
-    """The handler's dependency: a real OpenSearchTagIndex on osmem and boto3 clients on moto."""
-    index = OpenSearchTagIndex.connect(settings.opensearch_endpoint, sigv4=False)
-    index.ensure_indices()
-    jobs = CloudJobs(index=index, stepfunctions=aws.stepfunctions, batch=aws.batch, settings=settings)
-    app.dependency_overrides[cloud_jobs] = lambda: jobs
-    yield jobs
-    app.dependency_overrides.clear()
-    index.close()
 
 
 def test_connect_builds_what_the_lambda_needs(settings):
@@ -134,94 +64,6 @@ def test_connect_builds_what_the_lambda_needs(settings):
         assert default_output(settings.model_copy(update={"default_output": "s3://results/x"})) == "s3://results/x"
     finally:
         jobs.index.close()
-
-
-class LambdaContextStub:
-    function_name = "spotbot-api"
-    function_version = "$LATEST"
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:spotbot-api"
-    memory_limit_in_mb = 256
-    log_group_name = "/aws/lambda/spotbot-api"
-    log_stream_name = "2024/01/01/[$LATEST]0"
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
-
-
-def proxy_event(
-    method: str,
-    path: str,
-    *,
-    resource: str,
-    path_parameters: dict[str, str] | None = None,
-    query: dict[str, list[str]] | None = None,
-    headers: dict[str, str] | None = None,
-    body: str | None = None,
-) -> dict[str, Any]:
-    """An API Gateway REST API (v1) Lambda proxy integration event."""
-    headers = dict(headers or {})
-    return {
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers or None,
-        "multiValueHeaders": {name: [value] for name, value in headers.items()} or None,
-        "queryStringParameters": {name: values[-1] for name, values in (query or {}).items()} or None,
-        "multiValueQueryStringParameters": dict(query or {}) or None,
-        "pathParameters": path_parameters or None,
-        "stageVariables": None,
-        "requestContext": {
-            "accountId": ACCOUNT,
-            "apiId": "abc123",
-            "resourcePath": resource,
-            "httpMethod": method,
-            "path": f"/prod{path}",
-            "stage": "prod",
-            "requestId": str(uuid.uuid4()),
-            "requestTimeEpoch": int(time.time() * 1000),
-            "protocol": "HTTP/1.1",
-            "identity": {"sourceIp": "127.0.0.1", "userArn": f"arn:aws:iam::{ACCOUNT}:user/tester", "userAgent": "pytest"},
-        },
-        "body": body,
-        "isBase64Encoded": False,
-    }
-
-
-def call(
-    method: str,
-    resource: str,
-    *,
-    body: Any = None,
-    query: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-    **path_parameters: str,
-) -> tuple[int, Any]:
-    """Sends one request through the handler; (status, JSON body). resource is a template: /jobs/{job_id}."""
-    raw = body if isinstance(body, str) or body is None else json.dumps(body)
-    all_headers = {"Content-Type": "application/json"} if raw is not None else {}
-    all_headers.update(headers or {})
-    event = proxy_event(
-        method,
-        resource.format(**path_parameters),
-        resource=resource,
-        path_parameters=path_parameters,
-        query={name: [str(value)] for name, value in (query or {}).items() if value is not None},
-        headers=all_headers,
-        body=raw,
-    )
-    response = handler(event, LambdaContextStub())
-    return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
-
-
-def executions(jobs: CloudJobs) -> list[dict[str, Any]]:
-    return jobs.stepfunctions.list_executions(stateMachineArn=jobs.settings.state_machine_arn)["executions"]
-
-
-def fields(answer: dict[str, Any]) -> list[str]:
-    return [problem["field"] for problem in answer["fields"]]
 
 
 # POST /jobs

@@ -247,7 +247,11 @@ def _not_found(error: Exception):
     if not isinstance(error, NotFoundError):
         return _error(404, str(error))
     event = app.current_event
-    allowed = allowed_methods(event.path)
+    template, allowed = route_of(event.path)
+    if event.http_method.upper() in allowed:  # a route has it, but the router's parameter pattern refused a value
+        names = re.findall(r"\{([^/]+)\}", template or "")
+        path_fields = [{"field": f"path.{name}", "message": "has characters no name can have"} for name in names]
+        return _error(400, "validation failed", path_fields)
     if allowed:
         message = f"{event.http_method} is not a method of {event.path}: use {', '.join(allowed)}"
         return _error(405, message, headers={"Allow": ", ".join(allowed)})
@@ -276,18 +280,21 @@ def _error(
 
 
 @functools.cache
-def _route_patterns() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
+def _route_patterns() -> tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...]:
     """Each documented path as a pattern, with its methods: the one table a 405 is answered from."""
     patterns = []
     for template, operations in openapi_document()["paths"].items():
         regex = "^" + re.sub(r"\{[^/]+\}", "[^/]+", template) + "$"  # templates are letters, '/' and {names}
-        patterns.append((re.compile(regex), tuple(sorted(method.upper() for method in operations))))
+        patterns.append((template, re.compile(regex), tuple(sorted(method.upper() for method in operations))))
     return tuple(patterns)
 
 
-def allowed_methods(path: str) -> list[str]:
-    """The methods a path answers to; [] when no route has it."""
-    return [method for pattern, methods in _route_patterns() if pattern.match(path) for method in methods]
+def route_of(path: str) -> tuple[str | None, list[str]]:
+    """The documented path template a request path falls under and its methods; (None, []) when none."""
+    for template, pattern, methods in _route_patterns():
+        if pattern.match(path):
+            return template, list(methods)
+    return None, []
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
