@@ -61,7 +61,7 @@ def json_bytes(value: Any) -> int:
 
 
 def search_tags(
-    index: PagedIndex, query: SearchQuery, after: str | None = None, *, max_bytes: int = PAGE_BYTES
+    index: PagedIndex, query: SearchQuery, after: str | None = None, *, max_bytes: int | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of tag records (newest first) and the cursor of the next page (None: no more)."""
     position = decode_cursor(after) if after else None
@@ -70,7 +70,7 @@ def search_tags(
     except BadInputError:
         raise InvalidCursor("query.after") from None
     items = [(search_item(hit), hit.position) for hit in hits]
-    return cut_page(items, cursor, max_bytes)
+    return cut_page(items, cursor, max_bytes or PAGE_BYTES)
 
 
 def search_item(hit: SearchHit) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def search_item(hit: SearchHit) -> dict[str, Any]:
 
 
 def list_jobs(
-    index: PagedIndex, limit: int = 50, after: str | None = None, *, max_bytes: int = PAGE_BYTES
+    index: PagedIndex, limit: int = 50, after: str | None = None, *, max_bytes: int | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Jobs newest first, at most limit and max_bytes; live jobs' counts read in one aggregation."""
     position = decode_cursor(after) if after else None
@@ -103,7 +103,7 @@ def list_jobs(
         ((job.model_copy(update={"counts": live[job.job_id]}) if job.job_id in live else job).model_dump(mode="json"), pos)
         for job, pos in listed
     ]
-    return cut_page(items, listed[-1][1] if more and listed else None, max_bytes)
+    return cut_page(items, listed[-1][1] if more and listed else None, max_bytes or PAGE_BYTES)
 
 
 def cut_page(
