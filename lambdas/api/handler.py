@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.api import guard
 from lambdas.api.shapes import BotAnswer, JobAccepted, JobDetail, JobPage, TagPage, errors, finish_document, json_answer
-from spotbot.domain import JOB_ID_PATTERN, BadInputError, ConflictError
+from spotbot.domain import JOB_ID_PATTERN, BadInputError, ConflictError, ForbiddenError
 from spotbot.domain import NotFoundError as DomainNotFound
 from spotbot.ports import SearchQuery
 from spotbot.services import cloud_jobs as service
@@ -50,6 +50,12 @@ Jobs = Annotated[CloudJobs, Depends(cloud_jobs)]
 
 def _answer(status: int, body: Any) -> Response:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def caller() -> str | None:
+    """The IAM principal that signed the request (API Gateway IAM auth): its ARN, else its caller id."""
+    identity = app.current_event.request_context.identity
+    return identity.user_arn or identity.caller or None
 
 
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN.pattern, description="1-80 letters, digits, '-', '_'")]
@@ -256,6 +262,11 @@ def _not_found(error: Exception):
         message = f"{event.http_method} is not a method of {event.path}: use {', '.join(allowed)}"
         return _error(405, message, headers={"Allow": ", ".join(allowed)})
     return _error(404, f"no route {event.http_method} {event.path}")
+
+
+@app.exception_handler(ForbiddenError)
+def _forbidden(error: ForbiddenError):
+    return _error(403, str(error))
 
 
 @app.exception_handler([service.Conflict, ConflictError])

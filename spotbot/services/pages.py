@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from spotbot.domain import BadInputError, Job, JobCounts, JobStatus
+from spotbot.domain import BadInputError, FieldError, Job, JobCounts, JobStatus
 from spotbot.ports import SearchHit, SearchQuery
 
 PAGE_BYTES = 2 * 2**20
@@ -23,13 +23,11 @@ HIT_TEXT_CHARS = 2000
 LIVE = (JobStatus.SUBMITTED, JobStatus.RUNNING)
 
 
-class InvalidCursor(BadInputError):
-    """A page cursor this API did not give out; `field` names the request part that carried it."""
+class InvalidCursor(FieldError):
+    """A page cursor this API did not give out."""
 
     def __init__(self, field: str) -> None:
-        super().__init__(f"{field}: is not a cursor this API gave out: pass the `next` of the previous page")
-        self.field = field
-        self.message = "is not a cursor this API gave out: pass the `next` of the previous page"
+        super().__init__(field, "is not a cursor this API gave out: pass the `next` of the previous page")
 
 
 class PagedIndex(Protocol):

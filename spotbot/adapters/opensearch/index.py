@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 from opensearchpy import AWSV4SignerAuth, OpenSearch, RequestsHttpConnection
 from opensearchpy.exceptions import NotFoundError, RequestError, TransportError
 
-from spotbot.domain import AssetRef, BadInputError, Job, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
+from spotbot.domain import JOB_ID_PATTERN, AssetRef, BadInputError, Job, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
 from spotbot.ports import SearchHit, SearchQuery, TaskOutcome
 
 MiB = 1024 * 1024
@@ -492,6 +492,26 @@ class OpenSearchTagIndex:
             body["search_after"] = after
         hits = self.client.search(index=self.jobs_index, body=body)["hits"]["hits"]
         return [(Job.model_validate(hit["_source"]), list(hit["sort"])) for hit in hits]
+
+    def jobs_sharing_output(self, output: str, job_id: str) -> list[str]:
+        """Other jobs whose output area (<output>/<job_id>/) holds this job's area, or lies inside it.
+
+        Up the path: every `<parent>/<segment>` whose segment is a job written to <parent> (one multi-get).
+        Down: jobs whose output starts with this job's area (one search; near-real-time is enough here,
+        the execution name is the arbiter of one id).
+        """
+        area = f"{output.rstrip('/')}/{job_id}"
+        parts = area.removeprefix("s3://").split("/")
+        ancestors = {parts[i]: "s3://" + "/".join(parts[:i]) for i in range(1, len(parts))}
+        taken = [
+            doc["_id"]
+            for doc in self._mget(self.jobs_index, [name for name in ancestors if name != job_id and JOB_ID_PATTERN.match(name)], source=["output"])
+            if (doc["_source"].get("output") or "").rstrip("/") == ancestors[doc["_id"]]
+        ]
+        self._before_search(self.jobs_index, False)
+        query = {"bool": {"should": [{"term": {"output": area}}, {"prefix": {"output": area + "/"}}], "minimum_should_match": 1}}
+        hits = self.client.search(index=self.jobs_index, body={"query": query, "size": 10, "_source": False})["hits"]["hits"]
+        return sorted(set(taken) | {hit["_id"] for hit in hits if hit["_id"] != job_id})
 
     def _get_source(self, index: str, doc_id: str) -> dict[str, Any] | None:
         try:
