@@ -28,7 +28,9 @@ from spotbot.settings import Settings
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's
 QUEUE = "spot-workers"
-CALLER = f"arn:aws:iam::{ACCOUNT}:user/tester"
+CALLER = f"arn:aws:iam::{ACCOUNT}:user/tester"  # who signs requests unless a test says otherwise
+ADMIN = f"arn:aws:iam::{ACCOUNT}:role/spotbot-admin"
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/my-detector:1.0"
 
 
 @dataclass
@@ -89,6 +91,10 @@ def settings(aws, osmem_clone, tmp_path) -> Settings:
         state_machine_arn=state_machine_arn,
         batch_job_queue=QUEUE,
         work_bucket="work-bucket",
+        source_buckets=["assets"],
+        bot_image_repositories=[IMAGE.split(":")[0]],
+        models="s3://work-bucket/models",
+        admin_principal=ADMIN,
     )
 
 

@@ -37,6 +37,7 @@ from spotbot.services.pages import decode_cursor, encode_cursor
 from spotbot.services.planning import add_assets
 from tests.api_gateway import (  # noqa: F401 -- aws, settings and cloud are fixtures
     ACCOUNT,
+    IMAGE,
     QUEUE,
     REGION,
     LambdaContextStub,
@@ -51,9 +52,6 @@ from tests.api_gateway import (  # noqa: F401 -- aws, settings and cloud are fix
 from tests.index_contract import T0, record
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
-
-IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/my-detector:1.0"
-
 
 def test_connect_builds_what_the_lambda_needs(settings):
     jobs = CloudJobs.connect(settings)
