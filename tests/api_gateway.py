@@ -21,6 +21,8 @@ import pytest
 from moto import mock_aws
 
 from lambdas.api.handler import app, cloud_jobs, handler
+from spotbot.adapters.aws.batch import BatchQueue
+from spotbot.adapters.aws.stepfunctions import StepFunctionsEngine
 from spotbot.adapters.opensearch.index import OpenSearchTagIndex
 from spotbot.services.cloud_jobs import CloudJobs
 from spotbot.settings import Settings
@@ -103,7 +105,12 @@ def cloud(aws, settings):
     """The handler's dependency: a real OpenSearchTagIndex on osmem and boto3 clients on moto."""
     index = OpenSearchTagIndex.connect(settings.opensearch_endpoint, sigv4=False)
     index.ensure_indices()
-    jobs = CloudJobs(index=index, stepfunctions=aws.stepfunctions, batch=aws.batch, settings=settings)
+    jobs = CloudJobs(
+        index=index,
+        workflow=StepFunctionsEngine(aws.stepfunctions, settings.state_machine_arn),
+        compute=BatchQueue(aws.batch, settings.batch_job_queue),
+        settings=settings,
+    )
     app.dependency_overrides[cloud_jobs] = lambda: jobs
     yield jobs
     app.dependency_overrides.clear()
@@ -194,7 +201,7 @@ def call(
 
 
 def executions(jobs: CloudJobs) -> list[dict[str, Any]]:
-    return jobs.stepfunctions.list_executions(stateMachineArn=jobs.settings.state_machine_arn)["executions"]
+    return jobs.workflow.client.list_executions(stateMachineArn=jobs.settings.state_machine_arn)["executions"]
 
 
 def fields(answer: dict[str, Any]) -> list[str]:

@@ -23,13 +23,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.api import guard
 from lambdas.api.shapes import BotAnswer, JobAccepted, JobDetail, JobPage, TagPage, errors, finish_document, json_answer
+from spotbot.adapters.wiring import open_cloud_jobs
 from spotbot.domain import JOB_ID_PATTERN, BadInputError, ConflictError, ForbiddenError
-from spotbot.domain import NotFoundError as DomainNotFound
+from spotbot.domain import NotFoundError as JobOrBotNotFound
 from spotbot.ports import SearchQuery
+from spotbot.services import bot_registry, pages
 from spotbot.services import cloud_jobs as service
-from spotbot.services import pages
-from spotbot.services.cloud_jobs import BotRegistration, CloudJobs, JobSubmission
-from spotbot.settings import Settings
+from spotbot.services.cloud_jobs import CloudJobs
+from spotbot.services.cloud_requests import BOT_NAME_PATTERN, BotRegistration, InvalidRequest, JobSubmission
+from spotbot.settings import ApiSettings, load_role
 
 SERVICE = "spotbot-api"
 logger = Logger(service=SERVICE, name="%(name)s")  # each line says which logger wrote it (spotbot.services.cloud_jobs, ...)
@@ -42,7 +44,7 @@ copy_config_to_registered_loggers(source_logger=logger, include={"spotbot"})  # 
 @functools.cache
 def cloud_jobs() -> CloudJobs:
     """The index and AWS clients, built on first use and kept for the container's life."""
-    return CloudJobs.connect(Settings())
+    return open_cloud_jobs(load_role(ApiSettings))
 
 
 Jobs = Annotated[CloudJobs, Depends(cloud_jobs)]
@@ -59,7 +61,7 @@ def caller() -> str | None:
 
 
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN.pattern, description="1-80 letters, digits, '-', '_'")]
-BotName = Annotated[str, Path(pattern=service.BOT_NAME_PATTERN.pattern, description="1-63 lower-case letters, digits, '-'")]
+BotName = Annotated[str, Path(pattern=BOT_NAME_PATTERN.pattern, description="1-63 lower-case letters, digits, '-'")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Most items; a page also stops at 2 MiB")]
 After = Annotated[str | None, Query(max_length=8192, pattern=r"^[A-Za-z0-9_-]+$", description="The `next` of the previous page")]
 
@@ -143,19 +145,19 @@ def search_tags(
 
 @app.get("/bots", summary="Built-in and registered bots", responses={200: json_answer(list[BotAnswer], "The bots")})
 def list_bots(jobs: Jobs):
-    return _answer(200, service.list_bots(jobs))
+    return _answer(200, bot_registry.list_bots(jobs.index))
 
 
 @app.get("/bots/<name>", summary="One bot", responses={200: json_answer(BotAnswer, "The bot"), **errors(400, 404)})
 def get_bot(name: BotName, jobs: Jobs):
-    return _answer(200, service.get_bot(jobs, name))
+    return _answer(200, bot_registry.get_bot(jobs.index, name))
 
 
 @app.post(
     "/bots", summary="Register your own bot", responses={201: json_answer(BotAnswer, "Registered"), **errors(400, 409, 415)}
 )
 def register_bot(bot: Annotated[BotRegistration, Body()], jobs: Jobs):
-    doc, _ = service.register_bot(jobs, bot, replace=False)
+    doc, _ = bot_registry.register_bot(jobs.index, bot, replace=False)
     metrics.add_metric(name="BotsRegistered", unit=MetricUnit.Count, value=1)
     return _answer(201, doc)
 
@@ -171,8 +173,8 @@ def register_bot(bot: Annotated[BotRegistration, Body()], jobs: Jobs):
 )
 def replace_bot(name: BotName, bot: Annotated[BotRegistration, Body()], jobs: Jobs):
     if bot.name != name:
-        raise service.InvalidRequest("body.name", f"is {bot.name!r}, but the path names {name!r}")
-    doc, created = service.register_bot(jobs, bot, replace=True)
+        raise InvalidRequest("body.name", f"is {bot.name!r}, but the path names {name!r}")
+    doc, created = bot_registry.register_bot(jobs.index, bot, replace=True)
     return _answer(201 if created else 200, doc)
 
 
@@ -182,7 +184,7 @@ def replace_bot(name: BotName, bot: Annotated[BotRegistration, Body()], jobs: Jo
     responses={204: {"description": "Unregistered"}, **errors(400, 403, 404, 409)},
 )
 def delete_bot(name: BotName, jobs: Jobs):
-    service.delete_bot(jobs, name)
+    bot_registry.delete_bot(jobs.index, name)
     return Response(status_code=204)
 
 
@@ -233,7 +235,7 @@ def _message(problem: dict[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
-@app.exception_handler([service.InvalidRequest, BadInputError])
+@app.exception_handler([InvalidRequest, BadInputError])
 def _bad_input(error: Exception):
     field, message = getattr(error, "field", None), getattr(error, "message", None)
     if isinstance(field, str) and isinstance(message, str):
@@ -248,7 +250,7 @@ def _unsupported_media_type(error: RequestUnsupportedContentType):
     return _error(415, message, [{"field": "header.Content-Type", "message": message}])
 
 
-@app.exception_handler([service.NotFound, DomainNotFound, NotFoundError])
+@app.exception_handler([JobOrBotNotFound, NotFoundError])
 def _not_found(error: Exception):
     if not isinstance(error, NotFoundError):
         return _error(404, str(error))
@@ -269,7 +271,7 @@ def _forbidden(error: ForbiddenError):
     return _error(403, str(error))
 
 
-@app.exception_handler([service.Conflict, ConflictError])
+@app.exception_handler(ConflictError)
 def _conflict(error: Exception):
     return _error(409, str(error))
 
