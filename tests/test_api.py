@@ -33,11 +33,13 @@ from spotbot.domain import AssetRef, Job, JobStatus, Tag, TaskStatus
 from spotbot.adapters.wiring import open_cloud_jobs
 from spotbot.entrypoints.cli.cloud import app as cloud_app
 from spotbot.ports import TaskOutcome
-from spotbot.services.cloud_jobs import CloudJobs, default_output
+from spotbot.services.cloud_jobs import CloudJobs
+from spotbot.services.grants import default_output
 from spotbot.services.pages import decode_cursor, encode_cursor
 from spotbot.services.planning import add_assets
 from tests.api_gateway import (  # noqa: F401 -- aws, settings and cloud are fixtures
     ACCOUNT,
+    CALLER,
     IMAGE,
     QUEUE,
     REGION,
@@ -77,7 +79,7 @@ def test_a_job_is_recorded_and_started_as_one_execution(cloud, capsys, monkeypat
     assert status == 202, answer
     lines = [json.loads(line) for line in logs.getvalue().splitlines()]
     assert lines and all(line["job_id"] == answer["job_id"] for line in lines)
-    assert any(line["message"] == "job submitted" and line["name"] == "spotbot.services.cloud_jobs" for line in lines)
+    assert any(line["message"] == "job submitted" and line["name"] == "spotbot.services.submission" for line in lines)
     (emf,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "SpotTaggingBot" and emf["JobsSubmitted"] == [1.0]
     job_id = answer["job_id"]
@@ -101,21 +103,20 @@ def test_a_job_is_recorded_and_started_as_one_execution(cloud, capsys, monkeypat
 
 
 def test_the_same_idempotency_key_starts_one_job(cloud):
-    body = {"source": "s3://assets/reviews", "bot": "sentiment", "output": "s3://results/tags/"}
+    body = {"source": "s3://assets/reviews", "bot": "sentiment", "output": "s3://work-bucket/output/team-a/"}
     first_status, first = call("POST", "/jobs", body=body, headers={"Idempotency-Key": "order-42"})
     again_status, again = call("POST", "/jobs", body=body, headers={"idempotency-key": "order-42"})
     in_body_status, in_body = call("POST", "/jobs", body={**body, "idempotency_key": "order-42"})
     assert (first_status, again_status, in_body_status) == (202, 200, 200)
     assert first == again == in_body
-    assert first["job_id"] == "job-" + hashlib.sha256(b"order-42").hexdigest()[:20]
+    assert first["job_id"] == "job-" + hashlib.sha256(f"{CALLER}\norder-42".encode()).hexdigest()[:20]
     assert len(executions(cloud)) == 1
-    assert cloud.index.get_job(first["job_id"]).output == "s3://results/tags"
+    assert cloud.index.get_job(first["job_id"]).output == "s3://work-bucket/output/team-a"
 
-    # a request that raced the first: the job recorded, the execution started, its ARN not yet saved
-    job = cloud.index.get_job(first["job_id"])
-    cloud.index.save_job(job.model_copy(update={"execution_arn": None}))
-    status, raced = call("POST", "/jobs", body={**body, "shard_size": 5}, headers={"Idempotency-Key": "order-42"})
-    assert status == 200 and raced["execution_arn"] == first["execution_arn"]  # ExecutionAlreadyExists, read as started
+    # a request that raced the first: the execution started, its record not yet written
+    cloud.index.client.delete(index=cloud.index.jobs_index, id=first["job_id"], refresh="true")
+    status, raced = call("POST", "/jobs", body=body, headers={"Idempotency-Key": "order-42"})
+    assert status == 200 and raced["execution_arn"] == first["execution_arn"]  # ExecutionAlreadyExists, same request
     assert len(executions(cloud)) == 1
 
     status, conflict = call("POST", "/jobs", body={**body, "source": "s3://assets/other"}, headers={"Idempotency-Key": "order-42"})
@@ -225,7 +226,8 @@ def test_cancel_stops_the_execution_and_the_batch_jobs(cloud):
 
     status, again = call("DELETE", "/jobs/{job_id}", job_id=job_id)
     assert status == 200 and again["status"] == "CANCELLED"
-    cloud.index.save_job(Job(job_id="done-1", bot="sentiment", source="s3://a/b", output="s3://c/d", workers=1, status=JobStatus.COMPLETED))
+    cloud.index.save_job(Job(job_id="done-1", bot="sentiment", source="s3://a/b", output="s3://c/d", workers=1,
+                             status=JobStatus.COMPLETED, created_by=CALLER))
     status, answer = call("DELETE", "/jobs/{job_id}", job_id="done-1")
     assert status == 409 and "COMPLETED" in answer["error"]
     assert call("DELETE", "/jobs/{job_id}", job_id="no-such-job")[0] == 404
@@ -292,7 +294,7 @@ def test_the_bot_registry(cloud):
         "file_types": [".JPG", ".png"],
         "runtime": "sagemaker-endpoint",
         "image_uri": IMAGE,
-        "model_data": "s3://models/my-detector/1/model.tar.gz",
+        "model_data": "s3://work-bucket/models/my-detector/1/model.tar.gz",
         "content_type": "image/jpeg",
     }
     status, created = call("POST", "/bots", body=detector)
@@ -345,6 +347,7 @@ def test_the_openapi_document_lists_the_routes(cloud):
     assert paths == {
         "/jobs": {"get", "post"},
         "/jobs/{job_id}": {"get", "delete"},
+        "/jobs/{job_id}/resume": {"post"},
         "/tags": {"get"},
         "/bots": {"get", "post"},
         "/bots/{name}": {"get", "put", "delete"},
@@ -483,7 +486,7 @@ def test_spotbot_cloud_commands_end_to_end(cloud, api_url):
     )
     assert result.exit_code == 0, result.output
     job_id = json.loads(result.stdout)["job_id"]
-    assert job_id == "job-" + hashlib.sha256(b"cli-1").hexdigest()[:20]
+    assert job_id == "job-" + hashlib.sha256(f"{CALLER}\ncli-1".encode()).hexdigest()[:20]  # the caller's own key
 
     env = {"SPOTBOT_API_URL": api_url, "COLUMNS": "200"}
     result = runner.invoke(cloud_app, ["status", job_id], env=env)

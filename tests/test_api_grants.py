@@ -84,6 +84,7 @@ def test_only_the_maker_or_the_admin_may_change_a_job():
     grants.check_owner(STACK, "job j", maker, maker)
     grants.check_owner(STACK, "job j", maker, STACK.admin_principal)
     grants.check_owner(STACK, "job j", None, STACK.admin_principal)
+    grants.check_owner(STACK, "job j", None, None)  # no identities at all: a service called directly
     for principal, owner in (("arn:aws:iam::123456789012:user/bob", maker), (None, maker), (maker, None)):
         with pytest.raises(ForbiddenError):
             grants.check_owner(STACK, "job j", owner, principal)

@@ -28,6 +28,7 @@ from spotbot.domain import JOB_ID_PATTERN, BadInputError, ConflictError, Forbidd
 from spotbot.domain import NotFoundError as JobOrBotNotFound
 from spotbot.ports import SearchQuery
 from spotbot.services import bot_registry, pages
+from spotbot.services import submission as submission_flow
 from spotbot.services import cloud_jobs as service
 from spotbot.services.cloud_jobs import CloudJobs
 from spotbot.services.cloud_requests import BOT_NAME_PATTERN, BotRegistration, InvalidRequest, JobSubmission
@@ -56,8 +57,10 @@ def _answer(status: int, body: Any) -> Response:
 
 def caller() -> str | None:
     """The IAM principal that signed the request (API Gateway IAM auth): its ARN, else its caller id."""
-    identity = app.current_event.request_context.identity
-    return identity.user_arn or identity.caller or None
+    context = app.current_event.request_context
+    identity = context.identity
+    claims = (context.authorizer.raw_event or {}).get("claims") or {}  # a Cognito user pool's tokens, when the stack uses one
+    return identity.user_arn or identity.caller or claims.get("sub") or None
 
 
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN.pattern, description="1-80 letters, digits, '-', '_'")]
@@ -81,11 +84,17 @@ After = Annotated[str | None, Query(max_length=8192, pattern=r"^[A-Za-z0-9_-]+$"
 def submit_job(
     submission: Annotated[JobSubmission, Body()],
     jobs: Jobs,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", description="Same key twice, one job")] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", max_length=256, description="Same key and body twice, one job")
+    ] = None,
 ):
-    job_id = service.job_id_for(submission, idempotency_key)
+    principal = caller()
+    job_id = submission_flow.job_id_for(submission, idempotency_key, principal)
     logger.append_keys(job_id=job_id)
-    submitted = service.submit_job(jobs, submission.model_copy(update={"job_id": job_id}), idempotency_key)
+    request_id = app.current_event.request_context.request_id
+    submitted = submission_flow.submit_job(
+        jobs, submission, idempotency_key, principal=principal, submission_id=request_id, job_id=job_id
+    )
     metrics.add_metric(name="JobsSubmitted" if submitted.created else "JobsResubmitted", unit=MetricUnit.Count, value=1)
     return _answer(202 if submitted.created else 200, service.accepted(submitted.job))
 
@@ -113,9 +122,21 @@ def get_job(job_id: JobId, jobs: Jobs):
 )
 def cancel_job(job_id: JobId, jobs: Jobs):
     logger.append_keys(job_id=job_id)
-    detail = service.cancel_job(jobs, job_id)
+    detail = service.cancel_job(jobs, job_id, principal=caller())
     metrics.add_metric(name="JobsCancelled", unit=MetricUnit.Count, value=1)
     return _answer(200, detail)
+
+
+@app.post(
+    "/jobs/<job_id>/resume",
+    summary="Resume a PARTIAL, FAILED or CANCELLED job: a new execution tags only what is missing",
+    responses={202: json_answer(JobAccepted, "Resumed"), **errors(400, 403, 404, 409)},
+)
+def resume_job(job_id: JobId, jobs: Jobs):
+    logger.append_keys(job_id=job_id)
+    resumed = service.resume_job(jobs, job_id, principal=caller())
+    metrics.add_metric(name="JobsResumed", unit=MetricUnit.Count, value=1)
+    return _answer(202, service.accepted(resumed))
 
 
 # tags
@@ -157,7 +178,7 @@ def get_bot(name: BotName, jobs: Jobs):
     "/bots", summary="Register your own bot", responses={201: json_answer(BotAnswer, "Registered"), **errors(400, 409, 415)}
 )
 def register_bot(bot: Annotated[BotRegistration, Body()], jobs: Jobs):
-    doc, _ = bot_registry.register_bot(jobs.index, bot, replace=False)
+    doc, _ = bot_registry.register_bot(jobs.index, bot, replace=False, settings=jobs.settings, principal=caller())
     metrics.add_metric(name="BotsRegistered", unit=MetricUnit.Count, value=1)
     return _answer(201, doc)
 
@@ -174,7 +195,7 @@ def register_bot(bot: Annotated[BotRegistration, Body()], jobs: Jobs):
 def replace_bot(name: BotName, bot: Annotated[BotRegistration, Body()], jobs: Jobs):
     if bot.name != name:
         raise InvalidRequest("body.name", f"is {bot.name!r}, but the path names {name!r}")
-    doc, created = bot_registry.register_bot(jobs.index, bot, replace=True)
+    doc, created = bot_registry.register_bot(jobs.index, bot, replace=True, settings=jobs.settings, principal=caller())
     return _answer(201 if created else 200, doc)
 
 
@@ -184,7 +205,7 @@ def replace_bot(name: BotName, bot: Annotated[BotRegistration, Body()], jobs: Jo
     responses={204: {"description": "Unregistered"}, **errors(400, 403, 404, 409)},
 )
 def delete_bot(name: BotName, jobs: Jobs):
-    bot_registry.delete_bot(jobs.index, name)
+    bot_registry.delete_bot(jobs.index, name, settings=jobs.settings, principal=caller())
     return Response(status_code=204)
 
 

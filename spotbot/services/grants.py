@@ -119,7 +119,11 @@ def check_registration(settings: Settings, registration: dict[str, Any]) -> None
 
 
 def check_owner(settings: Settings, what: str, owner: str | None, principal: str | None) -> None:
-    """Raises ForbiddenError unless the principal made it or is the admin (a record with no maker: the admin only)."""
-    if principal and (principal == owner or principal == settings.admin_principal):
+    """Raises ForbiddenError unless the principal made it or is the admin.
+
+    A record made before principals were recorded (no owner) is the admin's; with no identity on either
+    side (a service called with no API in front) there is no one to tell apart.
+    """
+    if principal == owner or (principal is not None and principal == settings.admin_principal):
         return
     raise ForbiddenError(f"{what} belongs to another principal: only it, or the admin principal, may change it")
