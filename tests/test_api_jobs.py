@@ -10,6 +10,11 @@ import pytest
 from moto.batch.models import batch_backends
 
 from spotbot.domain import Job, JobStatus
+from spotbot.services.cloud_jobs import CloudJobs
+from spotbot.services.cloud_requests import JobSubmission
+from spotbot.services.endpoints import BotEndpoints
+from spotbot.services.submission import submit_job
+from spotbot.settings import Settings
 from tests.api_gateway import (  # noqa: F401 -- aws, settings and cloud are fixtures
     ACCOUNT,
     ADMIN,
@@ -24,6 +29,7 @@ from tests.api_gateway import (  # noqa: F401 -- aws, settings and cloud are fix
     fields,
     settings,
 )
+from tests.fakes import STATE_MACHINE, FakeCompute, FakeEndpointHost, FakeIndex, FakeWorkflow
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 BOB = f"arn:aws:iam::{ACCOUNT}:user/bob"
@@ -248,3 +254,17 @@ def test_a_resume_starts_a_new_execution_and_a_running_job_cannot_resume(cloud):
     assert answer["execution_arn"].endswith(f":{job_id}-r1") and answer["status"] == "RUNNING"
     assert execution_input(cloud, answer["execution_arn"])["bot_config"]["name"] == "sentiment"
     assert call("POST", "/jobs/{job_id}/resume", job_id=job_id, caller=BOB)[0] == 403
+
+
+def test_the_endpoint_of_a_job_serves_the_model_it_was_submitted_with():
+    stack = Settings(state_machine_arn=STATE_MACHINE, work_bucket="work", source_buckets=["assets"],
+                     sagemaker_role_arn=f"arn:aws:iam::{ACCOUNT}:role/endpoints")
+    index, workflow, host = FakeIndex(), FakeWorkflow(), FakeEndpointHost()
+    index.save_bot({**DETECTOR, "model_data": "s3://work/models/my-detector/1/model.tar.gz"})
+    jobs = CloudJobs(index=index, workflow=workflow, compute=FakeCompute(), settings=stack)
+    submit_job(jobs, JobSubmission(source="s3://assets/photos", bot="my-detector", job_id="pinned"))
+    index.save_bot({**DETECTOR, "model_data": "s3://work/models/my-detector/2/model.tar.gz"})  # replaced after
+    endpoints = BotEndpoints(host=host, index=index, workflow=workflow, settings=stack)
+    name = endpoints.ensure("pinned", "my-detector").endpoint_name
+    assert host.definitions[name].model_data == "s3://work/models/my-detector/1/model.tar.gz"
+    assert endpoints.spec_for("my-detector").model_data.endswith("/2/model.tar.gz")  # a new job takes the new one
