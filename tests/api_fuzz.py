@@ -60,12 +60,14 @@ def fuzz(examples: int = 20, fuzz_seed: int = 10) -> Figures:
     schema = schemathesis.openapi.from_dict(openapi_document())
     for result in schema.get_all_operations():
         operation = result.ok()
+        for example in schema.get_strategies_from_examples(operation):  # the document's examples, varied
+            _run(operation, GenerationMode.POSITIVE, max(1, examples // 5), fuzz_seed, figures, example)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            _run(operation, mode, examples, fuzz_seed, figures)
+            _run(operation, mode, examples, fuzz_seed, figures, operation.as_strategy(generation_mode=mode))
     return figures
 
 
-def _run(operation: Any, mode: GenerationMode, examples: int, fuzz_seed: int, figures: Figures) -> None:
+def _run(operation: Any, mode: GenerationMode, examples: int, fuzz_seed: int, figures: Figures, strategy: Any) -> None:
     checks = NEGATIVE_CHECKS if mode == GenerationMode.NEGATIVE else CHECKS
 
     @seed(fuzz_seed)
@@ -76,7 +78,7 @@ def _run(operation: Any, mode: GenerationMode, examples: int, fuzz_seed: int, fi
         phases=[Phase.explicit, Phase.generate],  # no shrinking: failures are collected, not raised
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=operation.as_strategy(generation_mode=mode))
+    @given(case=strategy)
     def one(case: Any) -> None:
         response = case.call(app=wsgi_app)
         figures.requests += 1

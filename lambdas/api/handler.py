@@ -63,6 +63,7 @@ def caller() -> str | None:
     return identity.user_arn or identity.caller or claims.get("sub") or None
 
 
+SUBMISSION_EXAMPLE = {"source": "s3://my-assets/photos/", "bot": "scene-text", "workers": 4}
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN.pattern, description="1-80 letters, digits, '-', '_'")]
 BotName = Annotated[str, Path(pattern=BOT_NAME_PATTERN.pattern, description="1-63 lower-case letters, digits, '-'")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Most items; a page also stops at 2 MiB")]
@@ -82,7 +83,10 @@ After = Annotated[str | None, Query(max_length=8192, pattern=r"^[A-Za-z0-9_-]+$"
     },
 )
 def submit_job(
-    submission: Annotated[JobSubmission, Body()],
+    submission: Annotated[
+        JobSubmission,
+        Body(openapi_examples={"photos": {"summary": "Scene text in photos", "value": SUBMISSION_EXAMPLE}}),
+    ],
     jobs: Jobs,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", max_length=256, description="Same key and body twice, one job")
