@@ -96,7 +96,10 @@ def resume_job(jobs: CloudJobs, job_id: str, principal: str | None = None) -> Jo
         raise ConflictError(
             f"job {job_id} is {job.status.value}: only PARTIAL, FAILED or CANCELLED jobs (or one whose execution died) resume"
         )
-    execution_input = dict(previous.input) if previous is not None and previous.input else _input_from(jobs, job)
+    if previous is not None and previous.input:
+        execution_input = dict(previous.input)
+    else:
+        execution_input = execution_input_for(jobs, job, None)
     execution_input["job_id"] = job.job_id
     name = f"{job_id}-r{_resume_number(job) + 1}"
     execution_arn, created = jobs.workflow.start(name, execution_input)
@@ -113,19 +116,32 @@ def _resume_number(job: Job) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _input_from(jobs: CloudJobs, job: Job) -> dict[str, Any]:
-    """The execution input rebuilt from the job record, when the last execution's is gone."""
+def request_of(job: Job, shard_size: int | None) -> dict[str, Any]:
+    """What a submission asked for, defaults resolved: what two requests for one job id must agree on."""
+    return {
+        "bot": job.bot,
+        "source": job.source,
+        "output": job.output,
+        "workers": job.workers,
+        "shard_size": shard_size,
+        "model_version": job.model_version,
+    }
+
+
+def execution_input_for(jobs: CloudJobs, job: Job, shard_size: int | None) -> dict[str, Any]:
+    """The state machine's input for a job: its request, its pinned bot registration, who asked."""
     return {
         "job_id": job.job_id,
         "bot": job.bot,
         "source": job.source,
         "output": job.output,
         "workers": job.workers,
-        "shard_size": None,
-        "model_version": job.model_version or "",
+        "shard_size": shard_size,
+        "model_version": job.model_version or "",  # "": each worker takes the current version
         "job_definition": job_definition_for(jobs.settings, job.bot),
         "bot_config": job.bot_registration or resolve_cloud_bot(jobs.index, job.bot),  # pinned at submission
         "created_by": job.created_by,
+        "request": request_of(job, shard_size),
     }
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from spotbot.domain import FieldError, Job, JobConflictError, UnavailableError, new_job_id
 from spotbot.services import grants
 from spotbot.services.bot_registry import resolve_cloud_bot
-from spotbot.services.cloud_jobs import CloudJobs, job_definition_for
+from spotbot.services.cloud_jobs import CloudJobs, execution_input_for, request_of
 from spotbot.services.cloud_requests import JobSubmission
 
 log = logging.getLogger(__name__)
@@ -125,35 +125,6 @@ def submit_job(
     jobs.index.save_job(job)  # written by the one request whose execution runs
     log.info("job submitted", extra={"execution_arn": execution_arn, "bot": job.bot})
     return Submitted(job=job, created=True)
-
-
-def request_of(job: Job, shard_size: int | None) -> dict[str, Any]:
-    """What a submission asked for, defaults resolved: what two requests for one job id must agree on."""
-    return {
-        "bot": job.bot,
-        "source": job.source,
-        "output": job.output,
-        "workers": job.workers,
-        "shard_size": shard_size,
-        "model_version": job.model_version,
-    }
-
-
-def execution_input_for(jobs: CloudJobs, job: Job, shard_size: int | None) -> dict[str, Any]:
-    """The state machine's input for a job: its request, its pinned bot registration, who asked."""
-    return {
-        "job_id": job.job_id,
-        "bot": job.bot,
-        "source": job.source,
-        "output": job.output,
-        "workers": job.workers,
-        "shard_size": shard_size,
-        "model_version": job.model_version or "",  # "": each worker takes the current version
-        "job_definition": job_definition_for(jobs.settings, job.bot),
-        "bot_config": job.bot_registration,
-        "created_by": job.created_by,
-        "request": request_of(job, shard_size),
-    }
 
 
 def running_request(jobs: CloudJobs, job: Job) -> dict[str, Any]:

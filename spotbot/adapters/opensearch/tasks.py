@@ -69,18 +69,7 @@ class TaskRecords(OpenSearchConnection):
         self._write_all(docs())
 
     def counts(self, job_id: str, *, consistent: bool = True) -> JobCounts:
-        self._before_search(self.tasks_index, consistent)
-        response = self.client.search(
-            index=self.tasks_index,
-            body={
-                "size": 0,
-                "track_total_hits": False,
-                "query": {"term": {"job_id": job_id}},
-                "aggs": {"statuses": {"terms": {"field": "status", "size": 100}}},
-            },
-        )
-        buckets = response["aggregations"]["statuses"]["buckets"]
-        return JobCounts.from_statuses({bucket["key"]: bucket["doc_count"] for bucket in buckets})
+        return self.counts_of_jobs([job_id], consistent=consistent)[job_id]
 
     def counts_of_jobs(self, job_ids: list[str], *, consistent: bool = False) -> dict[str, JobCounts]:
         """The task counts of many jobs in one aggregation (a job with no tasks gets zero counts)."""
