@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["SPOTBOT_FUZZ_EXAMPLES"], os.environ["SPOTBOT_FUZZ_SEED"] = str(args.examples), str(args.seed)
     import pytest
 
-    return pytest.main(["tests/test_api_fuzz.py", "-q", "-p", "no:cacheprovider", "-s", "-o", "timeout=0"])
+    return pytest.main(["tests/test_api_fuzz.py", "-q", "-p", "no:cacheprovider", "-p", "no:logging", "-s", "-o", "timeout=0"])
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lambdas.api import guard
 from lambdas.api.shapes import BotAnswer, JobAccepted, JobDetail, JobPage, TagPage, errors, finish_document, json_answer
 from spotbot.adapters.wiring import open_cloud_jobs
-from spotbot.domain import JOB_ID_PATTERN, BadInputError, ConflictError, ForbiddenError
+from spotbot.domain import JOB_ID_PATTERN, BadInputError, ConflictError, ForbiddenError, UnavailableError
 from spotbot.domain import NotFoundError as JobOrBotNotFound
 from spotbot.ports import SearchQuery
 from spotbot.services import bot_registry, pages
@@ -289,6 +289,12 @@ def _not_found(error: Exception):
         message = f"{event.http_method} is not a method of {event.path}: use {', '.join(allowed)}"
         return _error(405, message, headers={"Allow": ", ".join(allowed)})
     return _error(404, f"no route {event.http_method} {event.path}")
+
+
+@app.exception_handler(UnavailableError)
+def _unavailable(error: UnavailableError):
+    logger.warning("a service the API needs is unavailable", extra={"reason": str(error)})
+    return _error(503, str(error), headers={"Retry-After": "5"})
 
 
 @app.exception_handler(ForbiddenError)

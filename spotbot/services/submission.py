@@ -116,8 +116,10 @@ def submit_job(
         raise
     if not created:  # another request started this id first: its request is the job
         execution = jobs.workflow.describe(execution_arn)
-        running = (execution.input or {}) if execution is not None else {}
-        check_same_request(job_id, running.get("request") or {}, request)
+        if execution is None or not execution.input:
+            raise UnavailableError(f"job {job_id} has an execution that cannot be read yet: retry")
+        running = execution.input
+        check_same_request(job_id, request_in(running), request)
         existing = jobs.index.get_job(job_id) or job_from_input(running, execution_arn)
         log.info("job already started", extra={"execution_arn": execution_arn})
         return Submitted(job=existing, created=False)
@@ -130,10 +132,16 @@ def submit_job(
 def running_request(jobs: CloudJobs, job: Job) -> dict[str, Any]:
     """The request the job's execution was started with; its record's fields when the execution is gone."""
     execution = jobs.workflow.describe(job.execution_arn) if job.execution_arn else None
-    recorded = (execution.input or {}).get("request") if execution is not None else None
-    if recorded:
-        return recorded
+    if execution is not None and execution.input:
+        return request_in(execution.input)
     return {name: value for name, value in request_of(job, None).items() if name != "shard_size"}  # not recorded
+
+
+def request_in(execution_input: dict[str, Any]) -> dict[str, Any]:
+    """The request an execution was started with (older executions carry only its fields at the top level)."""
+    if execution_input.get("request"):
+        return execution_input["request"]
+    return {name: execution_input[name] for name in ("bot", "source", "output", "workers") if name in execution_input}
 
 
 def check_same_request(job_id: str, running: dict[str, Any], asked: dict[str, Any]) -> None:
