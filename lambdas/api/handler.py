@@ -1,9 +1,12 @@
-"""The job API behind API Gateway (REST API, Lambda proxy integration): routes and HTTP shapes only.
+"""The job API behind API Gateway (REST API, Lambda proxy integration): routes only.
 
-Validation is Powertools' (`enable_validation=True`, pydantic models from spotbot.services.cloud_jobs), the work is
-spotbot.services.cloud_jobs', and errors are JSON that name the field at fault. The index and AWS clients are built
-once per container by `cloud_jobs()`, a Powertools dependency: tests swap it with
-`app.dependency_overrides[cloud_jobs] = lambda: their_cloud_jobs`.
+Bodies Powertools cannot read are refused first (lambdas.api.guard); validation is Powertools'
+(`enable_validation=True`, the pydantic models of spotbot.services.cloud_requests); the answers'
+shapes and the OpenAPI document's statuses are lambdas.api.shapes'; the work is spotbot.services'
+(submission, cloud_jobs, bot_registry, pages). Every error is JSON naming the field at fault, each
+domain error its status: 400, 403, 404, 405, 409, 415, 503. The caller is the request's IAM principal.
+The index and AWS clients are built once per container by `cloud_jobs()`, a Powertools dependency:
+tests swap it with `app.dependency_overrides[cloud_jobs] = lambda: their_cloud_jobs`.
 """
 
 import functools
@@ -28,8 +31,8 @@ from spotbot.domain import JOB_ID_PATTERN, BadInputError, ConflictError, Forbidd
 from spotbot.domain import NotFoundError as JobOrBotNotFound
 from spotbot.ports import SearchQuery
 from spotbot.services import bot_registry, pages
-from spotbot.services import submission as submission_flow
 from spotbot.services import cloud_jobs as service
+from spotbot.services import submission as submission_flow
 from spotbot.services.cloud_jobs import CloudJobs
 from spotbot.services.cloud_requests import BOT_NAME_PATTERN, BotRegistration, InvalidRequest, JobSubmission
 from spotbot.settings import ApiSettings, load_role
