@@ -60,10 +60,10 @@ def _answer(status: int, body: Any) -> Response:
 
 def caller() -> str | None:
     """The IAM principal that signed the request (API Gateway IAM auth): its ARN, else its caller id."""
-    context = app.current_event.request_context
-    identity = context.identity
-    claims = (context.authorizer.raw_event or {}).get("claims") or {}  # a Cognito user pool's tokens, when the stack uses one
-    return identity.user_arn or identity.caller or claims.get("sub") or None
+    context = app.current_event.raw_event.get("requestContext") or {}
+    identity = context.get("identity") or {}
+    claims = (context.get("authorizer") or {}).get("claims") or {}  # a Cognito user pool's tokens, when the stack uses one
+    return identity.get("userArn") or identity.get("caller") or claims.get("sub") or None
 
 
 SUBMISSION_EXAMPLE = {"source": "s3://my-assets/photos/", "bot": "scene-text", "workers": 4}

@@ -99,6 +99,13 @@ def allowed_repositories(settings: Settings) -> list[str]:
     return list(dict.fromkeys(stack + [repository.rstrip("/") for repository in settings.bot_image_repositories]))
 
 
+def model_store(settings: Settings) -> str | None:
+    """The S3 model store: SPOTBOT_MODELS when it is in S3, else the work bucket's models/."""
+    if settings.models.startswith("s3://"):
+        return settings.models.rstrip("/")
+    return f"s3://{settings.work_bucket}/models" if settings.work_bucket else None
+
+
 def check_registration(settings: Settings, registration: dict[str, Any]) -> None:
     """Raises FieldError unless the bot's image, model data and instance type are ones the stack grants."""
     repositories = allowed_repositories(settings)
@@ -108,9 +115,9 @@ def check_registration(settings: Settings, registration: dict[str, Any]) -> None
         raise FieldError("body.image_uri", f"repository {repository} is not granted to bots; allowed: {granted}")
     model_data = registration.get("model_data")
     if model_data is not None:
-        store = settings.models.rstrip("/")
-        if not store.startswith("s3://") or not model_data.startswith(store + "/"):
-            raise FieldError("body.model_data", f"must be under the model store {store}/ (SPOTBOT_MODELS)")
+        store = model_store(settings)
+        if store is None or not model_data.startswith(store + "/"):
+            raise FieldError("body.model_data", f"must be under the model store {store or '(none: set SPOTBOT_MODELS)'}/")
     instance_type = registration.get("instance_type")
     if instance_type is not None:
         types = list(dict.fromkeys([settings.endpoint_instance_type, *settings.endpoint_instance_types]))
