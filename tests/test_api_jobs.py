@@ -205,16 +205,29 @@ def test_concurrent_first_requests_with_one_key_start_exactly_one_job(cloud, sam
     bodies = [{**JOB, "workers": 2 if same_body or n % 2 else 3} for n in range(8)]
     answers: list[tuple[int, dict]] = []
     barrier = threading.Barrier(len(bodies))
+    # Step Functions starts one execution per name atomically; moto's in-process backend checks, then inserts,
+    # so two threads can both pass the check. A lock restores what AWS guarantees; all else runs concurrently.
+    client, lock = cloud.workflow.client, threading.Lock()
+    unlocked_start = client.start_execution
+
+    def start_execution(**kwargs):
+        with lock:
+            return unlocked_start(**kwargs)
+
+    client.start_execution = start_execution
 
     def submit(body: dict) -> None:
         barrier.wait()
         answers.append(call("POST", "/jobs", body=body, headers={"Idempotency-Key": "race"}))
 
     threads = [threading.Thread(target=submit, args=(body,)) for body in bodies]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        client.start_execution = unlocked_start
     statuses = sorted(status for status, _ in answers)
     assert statuses.count(202) == 1 and len(executions(cloud)) == 1
     assert set(statuses) <= ({200, 202} if same_body else {200, 202, 409})
