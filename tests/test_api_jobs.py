@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import uuid
 
 import pytest
 from moto.batch.models import batch_backends
 
-from spotbot.domain import Job, JobStatus
-from spotbot.services.cloud_jobs import CloudJobs
+from spotbot.domain import Job, JobConflictError, JobStatus
+from spotbot.services.cloud_jobs import CloudJobs, accepted
 from spotbot.services.cloud_requests import JobSubmission
 from spotbot.services.endpoints import BotEndpoints
 from spotbot.services.submission import submit_job
@@ -205,7 +206,7 @@ def test_concurrent_first_requests_with_one_key_start_exactly_one_job(cloud, sam
     bodies = [{**JOB, "workers": 2 if same_body or n % 2 else 3} for n in range(8)]
     answers: list[tuple[int, dict]] = []
     barrier = threading.Barrier(len(bodies))
-    # Step Functions starts one execution per name atomically; moto's in-process backend checks, then inserts,
+    # Step Functions starts one execution per name atomically; moto's StateMachine.start_execution checks, then appends,
     # so two threads can both pass the check. A lock restores what AWS guarantees; all else runs concurrently.
     client, lock = cloud.workflow.client, threading.Lock()
     unlocked_start = client.start_execution
@@ -217,8 +218,15 @@ def test_concurrent_first_requests_with_one_key_start_exactly_one_job(cloud, sam
     client.start_execution = start_execution
 
     def submit(body: dict) -> None:
+        # each Lambda container runs one request at a time: concurrent requests are concurrent service calls
+        # (the resolver's current event is per container, so threads cannot share one handler)
         barrier.wait()
-        answers.append(call("POST", "/jobs", body=body, headers={"Idempotency-Key": "race"}))
+        try:
+            submitted = submit_job(cloud, JobSubmission(**body), "race", principal=CALLER, submission_id=uuid.uuid4().hex)
+        except JobConflictError as conflict:
+            answers.append((409, {"error": str(conflict)}))
+            return
+        answers.append((202 if submitted.created else 200, accepted(submitted.job)))
 
     threads = [threading.Thread(target=submit, args=(body,)) for body in bodies]
     try:
