@@ -53,6 +53,21 @@ class Settings(BaseSettings):
     default_output: str | None = Field(
         default=None, description="Output prefix of cloud jobs that name none; default s3://<work bucket>/output"
     )
+    source_buckets: list[str] = Field(
+        default_factory=list,
+        description='Buckets cloud jobs may read, JSON: ["my-assets"] (the work bucket\'s assets/ area is always granted)',
+    )
+    bot_image_repositories: list[str] = Field(
+        default_factory=list,
+        description="ECR repositories registered bots may run, JSON: [\"<account>.dkr.ecr.<region>.amazonaws.com/<repo>\"]",
+    )
+    endpoint_instance_types: list[str] = Field(
+        default=["ml.m5.large", "ml.m5.xlarge", "ml.c5.xlarge", "ml.c5.2xlarge", "ml.g4dn.xlarge", "ml.g5.xlarge"],
+        description="Instance types a registered bot's endpoint may use (SPOTBOT_ENDPOINT_INSTANCE_TYPE always may)",
+    )
+    admin_principal: str | None = Field(
+        default=None, description="IAM principal ARN that may cancel or change any job or bot, not only its own"
+    )
     default_workers: int = Field(default=16, ge=1, le=1000, description="Concurrent Spot workers of cloud jobs that name none")
     sagemaker_role_arn: str | None = Field(
         default=None, description="IAM role SageMaker endpoints run as (pulls the image, reads the model data)"

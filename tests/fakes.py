@@ -128,3 +128,14 @@ class FakeIndex:
 
     def delete_bot(self, name: str) -> bool:
         return self.bots.pop(name, None) is not None
+
+    def jobs_sharing_output(self, output: str, job_id: str) -> list[str]:
+        """Other jobs whose area (<output>/<job_id>) holds this job's area or lies inside it."""
+        area = f"{output.rstrip('/')}/{job_id}"
+        return sorted(
+            other.job_id
+            for other in self.jobs.values()
+            if other.job_id != job_id
+            and (area.startswith(f"{other.output}/{other.job_id}/") or area == f"{other.output}/{other.job_id}"
+                 or other.output == area or other.output.startswith(area + "/"))
+        )

@@ -16,123 +16,45 @@ import json
 import re
 import threading
 import time
-import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import pytest
-from moto import mock_aws
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from moto.batch.models import batch_backends
 from typer.testing import CliRunner
 
-from lambdas.api.handler import app, cloud_jobs, handler
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-
+from lambdas.api.handler import handler
 from lambdas.api.handler import logger as api_logger
 from spotbot.adapters.api_client import ApiClient, ApiError
-from spotbot.entrypoints.cli.cloud import app as cloud_app
 from spotbot.domain import AssetRef, Job, JobStatus, Tag, TaskStatus
-from spotbot.adapters.opensearch.index import OpenSearchTagIndex
-from spotbot.adapters.aws.batch import BatchQueue
-from spotbot.adapters.aws.stepfunctions import StepFunctionsEngine
 from spotbot.adapters.wiring import open_cloud_jobs
-from spotbot.services.cloud_jobs import CloudJobs, default_output
-from spotbot.services.tag_search import decode_cursor, encode_cursor
+from spotbot.entrypoints.cli.cloud import app as cloud_app
 from spotbot.ports import TaskOutcome
-from spotbot.settings import Settings
+from spotbot.services.cloud_jobs import CloudJobs
+from spotbot.services.grants import default_output
+from spotbot.services.pages import decode_cursor, encode_cursor
 from spotbot.services.planning import add_assets
+from tests.api_gateway import (  # noqa: F401 -- aws, settings and cloud are fixtures
+    ACCOUNT,
+    CALLER,
+    IMAGE,
+    QUEUE,
+    REGION,
+    LambdaContextStub,
+    aws,
+    call,
+    cloud,
+    executions,
+    fields,
+    proxy_event,
+    settings,
+)
 from tests.index_contract import T0, record
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
-
-REGION = "us-east-1"
-ACCOUNT = "123456789012"  # moto's
-QUEUE = "spot-workers"
-IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/my-detector:1.0"
-
-
-
-@dataclass
-class Stack:
-    """What the stack deploys beside the API, in moto: a role, the Batch queue of the Spot workers, clients."""
-
-    role_arn: str
-    stepfunctions: Any
-    batch: Any
-
-
-@pytest.fixture(scope="module")
-def aws(tmp_path_factory):
-    """moto for the whole module (boto3 clients are slow to make; each test gets its own state machine)."""
-    no_files = tmp_path_factory.mktemp("aws") / "none"
-    with pytest.MonkeyPatch.context() as env:
-        unset = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "SPOTBOT_DEFAULT_OUTPUT", "SPOTBOT_DEFAULT_WORKERS", "SPOTBOT_API_URL")
-        for name in unset:
-            env.delenv(name, raising=False)
-        env.setenv("AWS_ACCESS_KEY_ID", "AKIDTESTING")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", REGION)
-        env.setenv("AWS_CONFIG_FILE", str(no_files))
-        env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(no_files))
-        env.setenv("NO_PROXY", "127.0.0.1,localhost")
-        with mock_aws(config={"batch": {"use_docker": False}}):
-            assume = {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}
-            trust = json.dumps({"Version": "2012-10-17", "Statement": [assume]})
-            role_arn = boto3.client("iam").create_role(RoleName="tag-assets", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
-            batch = boto3.client("batch")
-            environment = batch.create_compute_environment(
-                computeEnvironmentName="spot", type="UNMANAGED", state="ENABLED", serviceRole=role_arn
-            )["computeEnvironmentArn"]
-            batch.create_job_queue(
-                jobQueueName=QUEUE,
-                state="ENABLED",
-                priority=1,
-                computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
-            )
-            batch.register_job_definition(
-                jobDefinitionName="worker", type="container", containerProperties={"image": "worker", "vcpus": 1, "memory": 512}
-            )
-            yield Stack(role_arn=role_arn, stepfunctions=boto3.client("stepfunctions"), batch=batch)
-
-
-@pytest.fixture
-def settings(aws, osmem_clone, tmp_path) -> Settings:
-    """The stack's settings, as the Lambda gets them, with a new state machine (a Pass state) of its own."""
-    definition = {"StartAt": "Scan assets", "States": {"Scan assets": {"Type": "Pass", "End": True}}}
-    state_machine_arn = aws.stepfunctions.create_state_machine(
-        name=f"tag-assets-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition), roleArn=aws.role_arn
-    )["stateMachineArn"]
-    return Settings(
-        home=tmp_path / "home",
-        region=REGION,
-        opensearch_endpoint=osmem_clone.url,
-        opensearch_sigv4=False,
-        state_machine_arn=state_machine_arn,
-        batch_job_queue=QUEUE,
-        work_bucket="work-bucket",
-    )
-
-
-@pytest.fixture
-def cloud(aws, settings):
-    """The handler's dependency: a real OpenSearchTagIndex on osmem and boto3 clients on moto."""
-    index = OpenSearchTagIndex.connect(settings.opensearch_endpoint, sigv4=False)
-    index.ensure_indices()
-    jobs = CloudJobs(
-        index=index,
-        workflow=StepFunctionsEngine(aws.stepfunctions, settings.state_machine_arn),
-        compute=BatchQueue(aws.batch, settings.batch_job_queue),
-        settings=settings,
-    )
-    app.dependency_overrides[cloud_jobs] = lambda: jobs
-    yield jobs
-    app.dependency_overrides.clear()
-    index.close()
-
 
 def test_connect_builds_what_the_lambda_needs(settings):
     jobs = open_cloud_jobs(settings)
@@ -143,94 +65,6 @@ def test_connect_builds_what_the_lambda_needs(settings):
         assert default_output(settings.model_copy(update={"default_output": "s3://results/x"})) == "s3://results/x"
     finally:
         jobs.index.close()
-
-
-class LambdaContextStub:
-    function_name = "spotbot-api"
-    function_version = "$LATEST"
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:spotbot-api"
-    memory_limit_in_mb = 256
-    log_group_name = "/aws/lambda/spotbot-api"
-    log_stream_name = "2024/01/01/[$LATEST]0"
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
-
-
-def proxy_event(
-    method: str,
-    path: str,
-    *,
-    resource: str,
-    path_parameters: dict[str, str] | None = None,
-    query: dict[str, list[str]] | None = None,
-    headers: dict[str, str] | None = None,
-    body: str | None = None,
-) -> dict[str, Any]:
-    """An API Gateway REST API (v1) Lambda proxy integration event."""
-    headers = dict(headers or {})
-    return {
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers or None,
-        "multiValueHeaders": {name: [value] for name, value in headers.items()} or None,
-        "queryStringParameters": {name: values[-1] for name, values in (query or {}).items()} or None,
-        "multiValueQueryStringParameters": dict(query or {}) or None,
-        "pathParameters": path_parameters or None,
-        "stageVariables": None,
-        "requestContext": {
-            "accountId": ACCOUNT,
-            "apiId": "abc123",
-            "resourcePath": resource,
-            "httpMethod": method,
-            "path": f"/prod{path}",
-            "stage": "prod",
-            "requestId": str(uuid.uuid4()),
-            "requestTimeEpoch": int(time.time() * 1000),
-            "protocol": "HTTP/1.1",
-            "identity": {"sourceIp": "127.0.0.1", "userArn": f"arn:aws:iam::{ACCOUNT}:user/tester", "userAgent": "pytest"},
-        },
-        "body": body,
-        "isBase64Encoded": False,
-    }
-
-
-def call(
-    method: str,
-    resource: str,
-    *,
-    body: Any = None,
-    query: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-    **path_parameters: str,
-) -> tuple[int, Any]:
-    """Sends one request through the handler; (status, JSON body). resource is a template: /jobs/{job_id}."""
-    raw = body if isinstance(body, str) or body is None else json.dumps(body)
-    all_headers = {"Content-Type": "application/json"} if raw is not None else {}
-    all_headers.update(headers or {})
-    event = proxy_event(
-        method,
-        resource.format(**path_parameters),
-        resource=resource,
-        path_parameters=path_parameters,
-        query={name: [str(value)] for name, value in (query or {}).items() if value is not None},
-        headers=all_headers,
-        body=raw,
-    )
-    response = handler(event, LambdaContextStub())
-    return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
-
-
-def executions(jobs: CloudJobs) -> list[dict[str, Any]]:
-    return jobs.workflow.client.list_executions(stateMachineArn=jobs.settings.state_machine_arn)["executions"]
-
-
-def fields(answer: dict[str, Any]) -> list[str]:
-    return [problem["field"] for problem in answer["fields"]]
 
 
 # POST /jobs
@@ -245,7 +79,7 @@ def test_a_job_is_recorded_and_started_as_one_execution(cloud, capsys, monkeypat
     assert status == 202, answer
     lines = [json.loads(line) for line in logs.getvalue().splitlines()]
     assert lines and all(line["job_id"] == answer["job_id"] for line in lines)
-    assert any(line["message"] == "job submitted" and line["name"] == "spotbot.services.cloud_jobs" for line in lines)
+    assert any(line["message"] == "job submitted" and line["name"] == "spotbot.services.submission" for line in lines)
     (emf,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "SpotTaggingBot" and emf["JobsSubmitted"] == [1.0]
     job_id = answer["job_id"]
@@ -269,21 +103,20 @@ def test_a_job_is_recorded_and_started_as_one_execution(cloud, capsys, monkeypat
 
 
 def test_the_same_idempotency_key_starts_one_job(cloud):
-    body = {"source": "s3://assets/reviews", "bot": "sentiment", "output": "s3://results/tags/"}
+    body = {"source": "s3://assets/reviews", "bot": "sentiment", "output": "s3://work-bucket/output/team-a/"}
     first_status, first = call("POST", "/jobs", body=body, headers={"Idempotency-Key": "order-42"})
     again_status, again = call("POST", "/jobs", body=body, headers={"idempotency-key": "order-42"})
     in_body_status, in_body = call("POST", "/jobs", body={**body, "idempotency_key": "order-42"})
     assert (first_status, again_status, in_body_status) == (202, 200, 200)
     assert first == again == in_body
-    assert first["job_id"] == "job-" + hashlib.sha256(b"order-42").hexdigest()[:20]
+    assert first["job_id"] == "job-" + hashlib.sha256(f"{CALLER}\norder-42".encode()).hexdigest()[:20]
     assert len(executions(cloud)) == 1
-    assert cloud.index.get_job(first["job_id"]).output == "s3://results/tags"
+    assert cloud.index.get_job(first["job_id"]).output == "s3://work-bucket/output/team-a"
 
-    # a request that raced the first: the job recorded, the execution started, its ARN not yet saved
-    job = cloud.index.get_job(first["job_id"])
-    cloud.index.save_job(job.model_copy(update={"execution_arn": None}))
-    status, raced = call("POST", "/jobs", body={**body, "shard_size": 5}, headers={"Idempotency-Key": "order-42"})
-    assert status == 200 and raced["execution_arn"] == first["execution_arn"]  # ExecutionAlreadyExists, read as started
+    # a request that raced the first: the execution started, its record not yet written
+    cloud.index.client.delete(index=cloud.index.jobs_index, id=first["job_id"], refresh="true")
+    status, raced = call("POST", "/jobs", body=body, headers={"Idempotency-Key": "order-42"})
+    assert status == 200 and raced["execution_arn"] == first["execution_arn"]  # ExecutionAlreadyExists, same request
     assert len(executions(cloud)) == 1
 
     status, conflict = call("POST", "/jobs", body={**body, "source": "s3://assets/other"}, headers={"Idempotency-Key": "order-42"})
@@ -346,10 +179,14 @@ def test_jobs_are_listed_newest_first_and_shown_with_counts_and_execution(cloud)
         second,
     )
 
-    status, listed = call("GET", "/jobs")
-    assert status == 200 and [job["job_id"] for job in listed] == [second, first]
+    status, page = call("GET", "/jobs")
+    listed = page["items"]
+    assert status == 200 and [job["job_id"] for job in listed] == [second, first] and page["next"] is None
     assert listed[0]["counts"] == {"total": 3, "pending": 1, "done": 1, "failed": 1, "skipped": 0}
-    assert [job["job_id"] for job in call("GET", "/jobs", query={"limit": 1})[1]] == [second]
+    one = call("GET", "/jobs", query={"limit": 1})[1]
+    assert [job["job_id"] for job in one["items"]] == [second] and one["next"]
+    rest = call("GET", "/jobs", query={"limit": 1, "after": one["next"]})[1]
+    assert [job["job_id"] for job in rest["items"]] == [first] and rest["next"] is None
 
     status, detail = call("GET", "/jobs/{job_id}", job_id=second)
     assert status == 200
@@ -359,9 +196,10 @@ def test_jobs_are_listed_newest_first_and_shown_with_counts_and_execution(cloud)
     assert detail["execution"]["status"] == "RUNNING" and detail["execution"]["started_at"]
     assert detail["console_url"].endswith(detail["execution_arn"])
 
-    for unknown in ("no-such-job", "not a job id"):
-        status, answer = call("GET", "/jobs/{job_id}", job_id=unknown)
-        assert status == 404 and "no job" in answer["error"]
+    status, answer = call("GET", "/jobs/{job_id}", job_id="no-such-job")
+    assert status == 404 and "no job" in answer["error"]
+    status, answer = call("GET", "/jobs/{job_id}", job_id="not a job id")
+    assert status == 400 and fields(answer) == ["path.job_id"]
 
 
 # DELETE /jobs/{job_id}
@@ -388,7 +226,8 @@ def test_cancel_stops_the_execution_and_the_batch_jobs(cloud):
 
     status, again = call("DELETE", "/jobs/{job_id}", job_id=job_id)
     assert status == 200 and again["status"] == "CANCELLED"
-    cloud.index.save_job(Job(job_id="done-1", bot="sentiment", source="s3://a/b", output="s3://c/d", workers=1, status=JobStatus.COMPLETED))
+    cloud.index.save_job(Job(job_id="done-1", bot="sentiment", source="s3://a/b", output="s3://c/d", workers=1,
+                             status=JobStatus.COMPLETED, created_by=CALLER))
     status, answer = call("DELETE", "/jobs/{job_id}", job_id="done-1")
     assert status == 409 and "COMPLETED" in answer["error"]
     assert call("DELETE", "/jobs/{job_id}", job_id="no-such-job")[0] == 404
@@ -455,7 +294,7 @@ def test_the_bot_registry(cloud):
         "file_types": [".JPG", ".png"],
         "runtime": "sagemaker-endpoint",
         "image_uri": IMAGE,
-        "model_data": "s3://models/my-detector/1/model.tar.gz",
+        "model_data": "s3://work-bucket/models/my-detector/1/model.tar.gz",
         "content_type": "image/jpeg",
     }
     status, created = call("POST", "/bots", body=detector)
@@ -508,6 +347,7 @@ def test_the_openapi_document_lists_the_routes(cloud):
     assert paths == {
         "/jobs": {"get", "post"},
         "/jobs/{job_id}": {"get", "delete"},
+        "/jobs/{job_id}/resume": {"post"},
         "/tags": {"get"},
         "/bots": {"get", "post"},
         "/bots/{name}": {"get", "put", "delete"},
@@ -647,7 +487,7 @@ def test_spotbot_cloud_commands_end_to_end(cloud, api_url):
     )
     assert result.exit_code == 0, result.output
     job_id = json.loads(result.stdout)["job_id"]
-    assert job_id == "job-" + hashlib.sha256(b"cli-1").hexdigest()[:20]
+    assert job_id == "job-" + hashlib.sha256(f"{CALLER}\ncli-1".encode()).hexdigest()[:20]  # the caller's own key
 
     env = {"SPOTBOT_API_URL": api_url, "COLUMNS": "200"}
     result = runner.invoke(cloud_app, ["status", job_id], env=env)

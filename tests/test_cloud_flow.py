@@ -52,6 +52,9 @@ class Cloud:
             "SPOTBOT_OPENSEARCH_SIGV4": "false",
             "SPOTBOT_WORK_BUCKET": "spotbot-work",
             "SPOTBOT_REGION": REGION,
+            # what jobs may read and bots may run (spotbot.services.grants)
+            "SPOTBOT_SOURCE_BUCKETS": '["assets", "no-such-bucket"]',
+            "SPOTBOT_BOT_IMAGE_REPOSITORIES": f'["{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/my-classifier"]',
         }
 
     def deploy(self, poll_seconds: int = 1) -> None:

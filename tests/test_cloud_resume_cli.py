@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from spotbot.entrypoints.cli.cloud import app as cloud_app
-from spotbot.services.cloud_jobs import CloudJobs, accepted, cancel_job, resume_job, submit_job
+from spotbot.services.cloud_jobs import CloudJobs, accepted, cancel_job, resume_job
+from spotbot.services.submission import submit_job
 from spotbot.services.cloud_requests import JobSubmission
 from spotbot.domain import SpotbotError
 from tests.fakes import FakeCompute, FakeIndex, FakeWorkflow

@@ -11,7 +11,8 @@ import pytest
 
 from spotbot.domain import ConflictError, Job, JobCounts, JobStatus, NotFoundError
 from spotbot.domain.job import JobConflictError, JobFinishedError
-from spotbot.services.cloud_jobs import CloudJobs, cancel_job, resume_job, submit_job
+from spotbot.services.cloud_jobs import CloudJobs, cancel_job, resume_job
+from spotbot.services.submission import submit_job
 from spotbot.services.cloud_requests import JobSubmission
 from spotbot.services.endpoints import BotEndpoints
 from spotbot.services.finalize import CaughtError, FinalizeRequest, finalize_job
@@ -24,6 +25,8 @@ SETTINGS = Settings(
     batch_job_queue="workers",
     work_bucket="work",
     sagemaker_role_arn="arn:aws:iam::123456789012:role/endpoints",
+    source_buckets=["assets"],  # what a job may read, and where it writes (spotbot.services.grants)
+    default_output="s3://out/tags",
 )
 
 

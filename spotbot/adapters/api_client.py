@@ -83,7 +83,16 @@ class ApiClient:
         return self.request("GET", f"/jobs/{quote(job_id, safe='')}")
 
     def jobs(self, limit: int = 50) -> list[dict[str, Any]]:
-        return self.request("GET", "/jobs", query={"limit": limit})
+        """The newest `limit` jobs, following the API's pages (each stops at `limit` or its byte budget)."""
+        listed: list[dict[str, Any]] = []
+        after: str | None = None
+        while len(listed) < limit:
+            page = self.request("GET", "/jobs", query={"limit": limit - len(listed), "after": after})
+            listed.extend(page["items"])
+            after = page.get("next")
+            if not after or not page["items"]:
+                break
+        return listed
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self.request("DELETE", f"/jobs/{quote(job_id, safe='')}")

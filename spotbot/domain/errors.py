@@ -2,6 +2,7 @@
 
 - BadInputError: the caller asked for something that is not valid (exit 2, HTTP 400).
 - NotFoundError: what the caller named does not exist (exit 2, HTTP 404).
+- ForbiddenError: the caller may not change what another principal made (exit 2, HTTP 403).
 - ConflictError: valid, but it clashes with what exists (exit 2 or 3, HTTP 409).
 - UnavailableError: something outside us is down or refusing; trying again later may work (exit 1, HTTP 503).
 """
@@ -15,6 +16,19 @@ class SpotbotError(Exception):
 
 class BadInputError(SpotbotError, ValueError):
     """The request, a setting or an argument is not valid."""
+
+
+class FieldError(BadInputError):
+    """A request field that is not valid; `field` names it the way the caller sent it (body.source, query.after)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class ForbiddenError(SpotbotError, PermissionError):
+    """The caller is not the principal that made the job or bot (nor the admin)."""
 
 
 class NotFoundError(SpotbotError, LookupError):

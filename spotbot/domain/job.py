@@ -8,6 +8,7 @@ SUBMITTED --start--> RUNNING --finish--> COMPLETED | PARTIAL | FAILED
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -51,6 +52,8 @@ class Job(BaseModel):
     model_version: str | None = None
     endpoint_name: str | None = None  # the SageMaker endpoint the job's bot runs behind, if any
     error: str | None = None  # why a FAILED job failed
+    created_by: str | None = None  # the IAM principal that submitted it: it (or the admin) may cancel it
+    bot_registration: dict[str, Any] | None = None  # the bot as registered at submission: what every run of it uses
 
     @property
     def is_finished(self) -> bool:

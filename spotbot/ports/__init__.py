@@ -32,6 +32,7 @@ class TaskOutcome:
 class SearchHit:
     record: TagRecord
     snippet: str = ""
+    position: list[Any] | None = None  # a paged index's cursor that resumes just after this hit
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from spotbot.services.bots import BUILTIN_BOTS
 from spotbot.domain.catalogue import BUILTIN_CATALOGUE
 from spotbot.domain import ConflictError, NotFoundError, utc_now
 from spotbot.services.cloud_requests import BOT_NAME_PATTERN, BotRegistration, InvalidRequest
+from spotbot.services.grants import check_owner, check_registration
+from spotbot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ def resolve_cloud_bot(index: BotIndex, name: str) -> dict[str, Any]:
             "body.bot",
             f"unknown bot {name!r}: built-in bots are {', '.join(sorted(BUILTIN_BOTS))}; GET /bots lists the registered ones",
         )
-    return {key: value for key, value in doc.items() if key != "updated_at"}
+    return {key: value for key, value in doc.items() if key not in ("updated_at", "created_by")}  # the registration, pinned
 
 
 def list_bots(index: BotIndex) -> list[dict[str, Any]]:
@@ -78,21 +80,36 @@ def get_bot(index: BotIndex, name: str) -> dict[str, Any]:
     return doc
 
 
-def register_bot(index: BotIndex, bot: BotRegistration, *, replace: bool) -> tuple[dict[str, Any], bool]:
-    """Stores the bot; (its document, created). Built-in names are taken (409); so is an existing name unless replace."""
+def register_bot(
+    index: BotIndex, bot: BotRegistration, *, replace: bool, settings: Settings, principal: str | None = None
+) -> tuple[dict[str, Any], bool]:
+    """Stores the bot; (its document, created). Built-in names are taken (409); so is an existing name unless replace.
+
+    The image, model data and instance type must be ones the stack grants (400); a registered bot is
+    replaced only by the principal that registered it, or the admin (403), and keeps its maker.
+    """
     if bot.name in BUILTIN_BOTS:
         raise ConflictError(f"{bot.name!r} is a built-in bot: register yours under another name")
-    exists = index.get_bot(bot.name) is not None
-    if exists and not replace:
+    doc = bot.model_dump(mode="json", exclude_none=True)
+    check_registration(settings, doc)
+    existing = index.get_bot(bot.name)
+    if existing is not None and not replace:
         raise ConflictError(f"bot {bot.name!r} is registered already: PUT /bots/{bot.name} replaces it")
-    doc = bot.model_dump(mode="json", exclude_none=True) | {"updated_at": utc_now().isoformat()}
+    if existing is not None:
+        check_owner(settings, f"bot {bot.name!r}", existing.get("created_by"), principal)
+    maker = existing.get("created_by") if existing is not None else principal
+    doc |= {"updated_at": utc_now().isoformat(), "created_by": maker}
     index.save_bot(doc)
-    log.info("bot registered", extra={"bot": bot.name, "replaced": exists})
-    return doc | {"builtin": False}, not exists
+    log.info("bot registered", extra={"bot": bot.name, "replaced": existing is not None})
+    return doc | {"builtin": False}, existing is None
 
 
-def delete_bot(index: BotIndex, name: str) -> None:
+def delete_bot(index: BotIndex, name: str, *, settings: Settings, principal: str | None = None) -> None:
     if name in BUILTIN_BOTS:
         raise ConflictError(f"{name!r} is a built-in bot and cannot be deleted")
-    if not (BOT_NAME_PATTERN.match(name) and index.delete_bot(name)):
+    existing = index.get_bot(name) if BOT_NAME_PATTERN.match(name) else None
+    if existing is None:
+        raise NotFoundError(f"no bot {name!r}; GET /bots lists the bots")
+    check_owner(settings, f"bot {name!r}", existing.get("created_by"), principal)
+    if not index.delete_bot(name):
         raise NotFoundError(f"no bot {name!r}; GET /bots lists the bots")

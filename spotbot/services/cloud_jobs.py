@@ -6,31 +6,23 @@ endpoint), and resume it (a new execution that tags what is missing). Each funct
 `CloudJobs` -- the tag index and the control-plane ports, built by spotbot.adapters.wiring -- and
 raises spotbot.domain.errors, which the handler turns into HTTP answers.
 
-Idempotency. `POST /jobs` with the same idempotency key twice starts one job. Powertools'
-idempotency utility would need a DynamoDB table, and this stack has none; it needs none, because
-Step Functions already refuses a second execution with the same name. So the job id -- which is
-the execution name -- is derived from the key (`job-<sha256(key)[:20]>`): the second request
-finds the job recorded with its execution ARN and answers it (200), and two racing requests both
-reach `StartExecution` with one name, where one wins and the other gets the same execution back
-(same input) or `ExecutionAlreadyExists` (which is read as "already started"). Exactly one
-execution either way. An explicit `job_id` works the same (it is its own key). A cloud job id is
-used once: Step Functions keeps execution names for 90 days after an execution ends; a resume
-runs as `<job_id>-r<n>`.
+Submitting (idempotency, what a job may read and write, pinning its bot) is spotbot.services.submission.
+Only the principal that submitted a job, or SPOTBOT_ADMIN_PRINCIPAL, may cancel or resume it (403).
+A resume runs as `<job_id>-r<n>`, with the bot registration the job was submitted with.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from spotbot.domain import JOB_ID_PATTERN, ConflictError, Job, JobCounts, JobStatus, NotFoundError, UnavailableError, new_job_id
+from spotbot.domain import JOB_ID_PATTERN, ConflictError, Job, JobCounts, JobStatus, NotFoundError
 from spotbot.ports import SearchHit, SearchQuery, TagIndex
 from spotbot.ports.control_planes import ComputeQueue, WorkflowEngine
 from spotbot.services.bot_registry import resolve_cloud_bot
-from spotbot.services.cloud_requests import InvalidRequest, JobSubmission
+from spotbot.services.grants import check_owner
 from spotbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,13 +38,6 @@ _RESUME_SUFFIX = re.compile(r"-r(\d+)$")
 def job_definition_for(settings: Settings, bot: str) -> str:
     """The Batch job definition a bot's workers run as: its own (a GPU one, say), else the default."""
     return settings.job_definitions.get(bot) or settings.job_definitions.get("*", "")
-
-
-def default_output(settings: Settings) -> str | None:
-    """Where a job that names no output writes: SPOTBOT_DEFAULT_OUTPUT, else the work bucket's output/."""
-    if settings.default_output:
-        return settings.default_output
-    return f"s3://{settings.work_bucket}/output" if settings.work_bucket else None
 
 
 # the index and the control planes
@@ -71,6 +56,9 @@ class CloudTagIndex(TagIndex, Protocol):
     def get_bot(self, name: str) -> dict[str, Any] | None: ...
     def list_bots(self) -> list[dict[str, Any]]: ...
     def delete_bot(self, name: str) -> bool: ...
+    def list_jobs_page(self, limit: int = 50, after: list[Any] | None = None) -> list[tuple[Job, list[Any]]]: ...
+    def counts_of_jobs(self, job_ids: list[str]) -> dict[str, JobCounts]: ...
+    def jobs_sharing_output(self, output: str, job_id: str) -> list[str]: ...
 
 
 class EndpointReleaser(Protocol):
@@ -93,87 +81,14 @@ class CloudJobs:
 # jobs
 
 
-@dataclass(frozen=True)
-class Submitted:
-    job: Job
-    created: bool  # False: the job existed already (a repeated idempotency key or job id)
-
-
-def job_id_for(submission: JobSubmission, idempotency_key: str | None = None) -> str:
-    """The job's id: as given, else derived from the idempotency key (header or body), else new."""
-    key = _idempotency_key(submission, idempotency_key)
-    if submission.job_id:
-        return submission.job_id
-    if key:
-        return f"job-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
-    return new_job_id()
-
-
-def _idempotency_key(submission: JobSubmission, header: str | None) -> str | None:
-    if header is not None and not header.strip():
-        raise InvalidRequest("header.Idempotency-Key", "is empty")
-    if header and submission.idempotency_key and header.strip() != submission.idempotency_key:
-        raise InvalidRequest("body.idempotency_key", "differs from the Idempotency-Key header: send one, or the same in both")
-    return header.strip() if header else submission.idempotency_key
-
-
-def submit_job(jobs: CloudJobs, submission: JobSubmission, idempotency_key: str | None = None) -> Submitted:
-    """Records the job (SUBMITTED) and starts its execution, named after the job id; at most once per id."""
-    if not jobs.settings.state_machine_arn:
-        raise UnavailableError("SPOTBOT_STATE_MACHINE_ARN is not set")
-    job_id = job_id_for(submission, idempotency_key)
-    bot = resolve_cloud_bot(jobs.index, submission.bot)
-    output = submission.output or default_output(jobs.settings)
-    if output is None:
-        raise InvalidRequest("body.output", "no default output is configured (SPOTBOT_DEFAULT_OUTPUT): give an s3:// output")
-    output = output.rstrip("/")
-
-    recorded = jobs.index.get_job(job_id)
-    if recorded is not None:
-        recorded.check_same(bot=submission.bot, source=submission.source, output=output)
-        if recorded.execution_arn:
-            log.info("job already submitted", extra={"execution_arn": recorded.execution_arn})
-            return Submitted(job=recorded, created=False)
-    # new, or recorded by an earlier try whose execution never started: recorded afresh
-    job = Job(
-        job_id=job_id,
-        bot=submission.bot,
-        source=submission.source,
-        output=output,
-        workers=submission.workers or jobs.settings.default_workers,
-        model_version=submission.model_version,
-    )
-    jobs.index.save_job(job)
-
-    execution_input = {
-        "job_id": job.job_id,
-        "bot": job.bot,
-        "source": job.source,
-        "output": job.output,
-        "workers": job.workers,
-        "shard_size": submission.shard_size,
-        "model_version": submission.model_version or "",  # "": each worker takes the current version
-        "job_definition": job_definition_for(jobs.settings, job.bot),
-        "bot_config": bot,
-    }
-    try:
-        execution_arn, created = jobs.workflow.start(job_id, execution_input)
-    except Exception as error:
-        jobs.index.save_job(job.finish(job.counts, error=f"the execution did not start: {error}"))
-        raise
-    job = job.model_copy(update={"execution_arn": execution_arn})
-    jobs.index.save_job(job)
-    log.info("job submitted" if created else "job already started", extra={"execution_arn": execution_arn, "bot": job.bot})
-    return Submitted(job=job, created=created)
-
-
-def resume_job(jobs: CloudJobs, job_id: str) -> Job:
+def resume_job(jobs: CloudJobs, job_id: str, principal: str | None = None) -> Job:
     """Starts a new execution `<job_id>-r<n>` of a PARTIAL, FAILED or CANCELLED job; it tags only what is missing.
 
     The execution gets the input of the job's last one (same bot config, shard size, job definition);
     the scanner keeps the tasks already done. A job whose execution still runs cannot be resumed (409).
     """
     job = _job(jobs, job_id)
+    check_owner(jobs.settings, f"job {job_id}", job.created_by, principal)
     previous = jobs.workflow.describe(job.execution_arn) if job.execution_arn else None
     if previous is not None and previous.is_running:
         raise ConflictError(f"job {job_id} is still running (its execution is RUNNING): cancel it first, or wait")
@@ -181,7 +96,10 @@ def resume_job(jobs: CloudJobs, job_id: str) -> Job:
         raise ConflictError(
             f"job {job_id} is {job.status.value}: only PARTIAL, FAILED or CANCELLED jobs (or one whose execution died) resume"
         )
-    execution_input = dict(previous.input) if previous is not None and previous.input else _input_from(jobs, job)
+    if previous is not None and previous.input:
+        execution_input = dict(previous.input)
+    else:
+        execution_input = execution_input_for(jobs, job, None)
     execution_input["job_id"] = job.job_id
     name = f"{job_id}-r{_resume_number(job) + 1}"
     execution_arn, created = jobs.workflow.start(name, execution_input)
@@ -198,18 +116,32 @@ def _resume_number(job: Job) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _input_from(jobs: CloudJobs, job: Job) -> dict[str, Any]:
-    """The execution input rebuilt from the job record, when the last execution's is gone."""
+def request_of(job: Job, shard_size: int | None) -> dict[str, Any]:
+    """What a submission asked for, defaults resolved: what two requests for one job id must agree on."""
+    return {
+        "bot": job.bot,
+        "source": job.source,
+        "output": job.output,
+        "workers": job.workers,
+        "shard_size": shard_size,
+        "model_version": job.model_version,
+    }
+
+
+def execution_input_for(jobs: CloudJobs, job: Job, shard_size: int | None) -> dict[str, Any]:
+    """The state machine's input for a job: its request, its pinned bot registration, who asked."""
     return {
         "job_id": job.job_id,
         "bot": job.bot,
         "source": job.source,
         "output": job.output,
         "workers": job.workers,
-        "shard_size": None,
-        "model_version": job.model_version or "",
+        "shard_size": shard_size,
+        "model_version": job.model_version or "",  # "": each worker takes the current version
         "job_definition": job_definition_for(jobs.settings, job.bot),
-        "bot_config": resolve_cloud_bot(jobs.index, job.bot),
+        "bot_config": job.bot_registration or resolve_cloud_bot(jobs.index, job.bot),  # pinned at submission
+        "created_by": job.created_by,
+        "request": request_of(job, shard_size),
     }
 
 
@@ -229,19 +161,10 @@ def accepted(job: Job) -> dict[str, Any]:
     }
 
 
-def list_jobs(jobs: CloudJobs, limit: int = 50) -> list[Job]:
-    """Newest first; counts of unfinished jobs are read live, finished ones keep the counts Finalize wrote."""
-    listed = jobs.index.list_jobs(limit)
-    return [
-        job.model_copy(update={"counts": jobs.index.counts(job.job_id, consistent=False)}) if job.status in LIVE else job
-        for job in listed
-    ]
-
-
 def job_detail(jobs: CloudJobs, job_id: str) -> dict[str, Any]:
     """The job with live counts, its label counts, and its execution's status."""
     job = _job(jobs, job_id)
-    job = job.model_copy(update={"counts": jobs.index.counts(job_id)})
+    job = job.model_copy(update={"counts": jobs.index.counts(job_id, consistent=False)})  # near-real-time: no refresh
     detail = job.model_dump(mode="json")
     detail["labels"] = jobs.index.label_counts(job_id=job_id)
     detail["status_url"] = f"/jobs/{job_id}"
@@ -272,13 +195,14 @@ def _execution(jobs: CloudJobs, execution_arn: str) -> dict[str, Any]:
     return execution
 
 
-def cancel_job(jobs: CloudJobs, job_id: str) -> dict[str, Any]:
+def cancel_job(jobs: CloudJobs, job_id: str, principal: str | None = None) -> dict[str, Any]:
     """Stops the execution, terminates the job's unfinished Batch jobs, marks it CANCELLED, releases its endpoint.
 
     A stopped execution runs no Catch, so the release is done here. Cancelling a cancelled job again
     is harmless (and releases again, a no-op); a finished job cannot be cancelled (JobFinishedError, 409).
     """
     job = _job(jobs, job_id)
+    check_owner(jobs.settings, f"job {job_id}", job.created_by, principal)
     cancelled = job.cancel(jobs.index.counts(job_id))  # raises JobFinishedError first: nothing is stopped
     if job.execution_arn:
         jobs.workflow.stop(job.execution_arn, error="spotbot.Cancelled", cause=f"DELETE /jobs/{job_id}")

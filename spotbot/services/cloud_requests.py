@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from spotbot.domain import BadInputError, validate_job_id
+from spotbot.domain import JOB_ID_PATTERN, FieldError, validate_job_id
 
 S3_URI_PATTERN = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
 ECR_IMAGE_URI_PATTERN = re.compile(
@@ -22,19 +22,23 @@ INSTANCE_TYPE_PATTERN = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 CONTENT_TYPE_PATTERN = re.compile(r"^[a-z]+/[A-Za-z0-9.+-]+$")
 
 
-class InvalidRequest(BadInputError):
+class InvalidRequest(FieldError):
     """A request that validated as JSON but cannot be done; `field` names the part at fault (body.bot)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+
+MAX_URI_BYTES = 1024  # S3's own limit on a key; a job record stays small, so pages of jobs stay bounded
+S3_URI_SCHEMA = {"pattern": S3_URI_PATTERN.pattern, "maxLength": MAX_URI_BYTES}  # what the document tells clients
 
 
 def check_s3_uri(value: str | None) -> str | None:
-    if value is not None and not S3_URI_PATTERN.match(value):
+    if value is None:
+        return None
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_URI_BYTES:
+        raise ValueError(f"is {len(value.encode('utf-8', 'surrogatepass'))} bytes: an S3 URI here is at most {MAX_URI_BYTES}")
+    if not S3_URI_PATTERN.match(value):
+        shown = value if len(value) <= 100 else value[:100] + "…"
         raise ValueError(
-            f"{value!r} is not an S3 URI: use s3://bucket/prefix (a bucket name is 3-63 lower-case letters, digits, '.' or '-')"
+            f"{shown!r} is not an S3 URI: use s3://bucket/prefix (a bucket name is 3-63 lower-case letters, digits, '.' or '-')"
         )
     return value
 
@@ -44,18 +48,31 @@ class JobSubmission(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    source: str = Field(description="The assets to tag, recursively", examples=["s3://my-assets/photos/"])
+    source: str = Field(
+        description="The assets to tag, recursively: in a bucket the stack grants (SPOTBOT_SOURCE_BUCKETS)",
+        examples=["s3://my-assets/photos/"],
+        json_schema_extra=S3_URI_SCHEMA,
+    )
     bot: str = Field(
-        min_length=1, max_length=63, description="A built-in bot or a registered one (GET /bots)", examples=["scene-text"]
+        min_length=1,
+        max_length=63,
+        pattern=BOT_NAME_PATTERN.pattern,
+        description="A built-in bot or a registered one (GET /bots)",
+        examples=["scene-text"],
     )
     output: str | None = Field(
-        default=None, description="Where JSON Lines go; default: the stack's output prefix", examples=["s3://my-results/tags"]
+        default=None,
+        description="Where JSON Lines go (<output>/<job_id>/), inside the output bucket; default: the stack's output prefix",
+        examples=["s3://my-results/tags"],
+        json_schema_extra={"anyOf": [{"type": "string", **S3_URI_SCHEMA}, {"type": "null"}]},
     )
     workers: int | None = Field(default=None, ge=1, le=1000, description="Most Spot workers at once")
     shard_size: int | None = Field(default=None, ge=1, le=100_000, description="Assets per shard; default: automatic")
     model_version: str | None = Field(default=None, min_length=1, max_length=128, description="Pin a model version")
     job_id: str | None = Field(
-        default=None, description="Name the job (1-80 letters, digits, '-', '_'); default: from the idempotency key, or new"
+        default=None,
+        description="Name the job (1-80 letters, digits, '-', '_'); default: from the idempotency key, or new",
+        json_schema_extra={"anyOf": [{"type": "string", "pattern": JOB_ID_PATTERN.pattern}, {"type": "null"}]},
     )
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=256, description="Same key twice, one job (or the Idempotency-Key header)"

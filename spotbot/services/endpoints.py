@@ -225,8 +225,13 @@ class BotEndpoints:
 
     # which endpoint
 
-    def spec_for(self, bot: str, model_version: str | None = None) -> EndpointSpec | None:
-        """The endpoint the bot needs for this model version; None when it runs in the container."""
+    def spec_for(
+        self, bot: str, model_version: str | None = None, registration: dict[str, Any] | None = None
+    ) -> EndpointSpec | None:
+        """The endpoint the bot needs for this model version; None when it runs in the container.
+
+        registration: the bot as the job pinned it at submission; a bot replaced since does not change the job.
+        """
         if bot in BUILTIN_BOTS:
             if self.settings.builtin_bot_runtime != SAGEMAKER_ENDPOINT:
                 return None
@@ -238,7 +243,7 @@ class BotEndpoints:
                 model_data=self.builtin_model_data(bot, model_version),
                 instance_type=self.settings.endpoint_instance_type,
             )
-        doc = self.index.get_bot(bot)
+        doc = registration if registration is not None else self.index.get_bot(bot)
         if doc is None:
             raise UnknownBotError(
                 f"unknown bot {bot!r}: built-in bots are {', '.join(sorted(BUILTIN_BOTS))}; GET /bots lists the registered ones"
@@ -264,7 +269,8 @@ class BotEndpoints:
 
     def ensure(self, job_id: str, bot: str, model_version: str | None = None, *, tasks: int | None = None) -> Ensured:
         """The bot's endpoint, created when there is none; none for in-container bots or a job with no tasks."""
-        spec = self.spec_for(bot, model_version)
+        job = self.index.get_job(job_id)
+        spec = self.spec_for(bot, model_version, job.bot_registration if job is not None else None)
         if spec is None:
             return Ensured(runtime=IN_CONTAINER, endpoint_name=None, status=NOT_NEEDED)
         if tasks == 0:
@@ -329,7 +335,7 @@ class BotEndpoints:
 
     def jobs_using(self, endpoint_name: str, excluding: str | None = None) -> list[str]:
         """Live jobs other than `excluding` that use the endpoint: unfinished in the index, execution RUNNING."""
-        derived: dict[tuple[str, str | None], str | None] = {}
+        derived: dict[tuple[str, str | None, str], str | None] = {}
         return sorted(
             job.job_id
             for job in self.index.list_jobs(LIVE_JOBS_SCANNED, consistent=True)
@@ -347,13 +353,13 @@ class BotEndpoints:
             log.warning("job's execution is not running: it keeps no endpoint", extra={"other_job": job.job_id})
         return running
 
-    def _uses(self, job: Job, endpoint_name: str, derived: dict[tuple[str, str | None], str | None]) -> bool:
+    def _uses(self, job: Job, endpoint_name: str, derived: dict[tuple[str, str | None, str], str | None]) -> bool:
         if job.endpoint_name is not None:
             return job.endpoint_name == endpoint_name
-        key = (job.bot, job.model_version)
+        key = (job.bot, job.model_version, json.dumps(job.bot_registration, sort_keys=True))  # jobs pin their own bot
         if key not in derived:
             try:
-                spec = self.spec_for(job.bot, job.model_version)
+                spec = self.spec_for(job.bot, job.model_version, job.bot_registration)
             except (UnknownBotError, ModelError, ValueError) as error:
                 # cannot tell (its bot is gone or changed): it keeps every endpoint of its bot, to be safe
                 log.warning("cannot tell which endpoint a job uses", extra={"other_job": job.job_id, "error": str(error)})

@@ -6,8 +6,9 @@ from typing import Any
 
 from opensearchpy.exceptions import NotFoundError
 
-from spotbot.domain import Job
 from spotbot.adapters.opensearch.connection import OpenSearchConnection
+from spotbot.adapters.opensearch.cursors import JOB_SORT, check_cursor
+from spotbot.domain import JOB_ID_PATTERN, Job
 
 
 class JobAndBotRecords(OpenSearchConnection):
@@ -24,14 +25,41 @@ class JobAndBotRecords(OpenSearchConnection):
         return Job.model_validate(source) if source is not None else None
 
     def list_jobs(self, limit: int = 50, *, consistent: bool = False) -> list[Job]:
+        return [job for job, _ in self.list_jobs_page(limit, consistent=consistent)]
+
+    def list_jobs_page(
+        self, limit: int = 50, after: list[Any] | None = None, *, consistent: bool = False
+    ) -> list[tuple[Job, list[Any]]]:
+        """Up to limit jobs newest first, after a position; each with its own position (resume just after it)."""
+        if after is not None:
+            check_cursor(after, JOB_SORT)
         self._before_search(self.jobs_index, consistent)
-        hits = self._scan(
-            self.jobs_index,
-            {"match_all": {}},
-            [{"created_at": "desc"}, {"job_id": "asc"}],
-            limit=limit,
-        )
-        return [Job.model_validate(hit["_source"]) for hit in hits]
+        body: dict[str, Any] = {"query": {"match_all": {}}, "sort": JOB_SORT, "size": limit, "track_total_hits": False}
+        if after is not None:
+            body["search_after"] = after
+        hits = self.client.search(index=self.jobs_index, body=body)["hits"]["hits"]
+        return [(Job.model_validate(hit["_source"]), list(hit["sort"])) for hit in hits]
+
+    def jobs_sharing_output(self, output: str, job_id: str) -> list[str]:
+        """Other jobs whose output area (<output>/<job_id>/) holds this job's area, or lies inside it.
+
+        Up the path: every `<parent>/<segment>` whose segment is a job written to <parent> (one multi-get).
+        Down: jobs whose output starts with this job's area (one search; near-real-time is enough here,
+        the execution name is the arbiter of one id).
+        """
+        area = f"{output.rstrip('/')}/{job_id}"
+        parts = area.removeprefix("s3://").split("/")
+        ancestors = {parts[i]: "s3://" + "/".join(parts[:i]) for i in range(1, len(parts))}
+        names = [name for name in ancestors if name != job_id and JOB_ID_PATTERN.match(name)]
+        taken = [
+            doc["_id"]
+            for doc in self._mget(self.jobs_index, names, source=["output"])
+            if (doc["_source"].get("output") or "").rstrip("/") == ancestors[doc["_id"]]
+        ]
+        self._before_search(self.jobs_index, False)
+        inside = {"bool": {"should": [{"term": {"output": area}}, {"prefix": {"output": area + "/"}}], "minimum_should_match": 1}}
+        hits = self.client.search(index=self.jobs_index, body={"query": inside, "size": 10, "_source": False})["hits"]["hits"]
+        return sorted(set(taken) | {hit["_id"] for hit in hits if hit["_id"] != job_id})
 
     def _get_source(self, index: str, doc_id: str) -> dict[str, Any] | None:
         try:

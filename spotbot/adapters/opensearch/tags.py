@@ -8,6 +8,7 @@ from typing import Any
 from spotbot.domain import TagRecord
 from spotbot.ports import SearchHit, SearchQuery
 from spotbot.adapters.opensearch.connection import OpenSearchConnection
+from spotbot.adapters.opensearch.cursors import TAG_SORT, check_cursor
 
 
 class TagRecords(OpenSearchConnection):
@@ -32,14 +33,20 @@ class TagRecords(OpenSearchConnection):
     def search_page(
         self, query: SearchQuery, search_after: list[Any] | None = None, *, consistent: bool = False
     ) -> tuple[list[SearchHit], list[Any] | None]:
-        """One page of query.limit hits, newest first; pass the returned cursor for the next (None: no more)."""
+        """One page of query.limit hits, newest first; pass the returned cursor for the next (None: no more).
+
+        Each hit carries its own position too, so a caller that keeps fewer hits (a byte budget) can resume after
+        the last one it kept. A search_after this method did not give out is a BadInputError, not a search error.
+        """
         if query.limit < 1:
             return [], None
+        if search_after is not None:
+            check_cursor(search_after, TAG_SORT)
         self._before_search(self.tags_index, consistent)
         terms = (query.text or "").split()
         body: dict[str, Any] = {
             "query": _tag_query(terms, bot=query.bot, label=query.label, job_id=query.job_id),
-            "sort": [{"created_at": "desc"}, {"asset": "asc"}, {"job_id": "asc"}],
+            "sort": TAG_SORT,
             "size": query.limit + 1,
             "_source": {"excludes": ["search_text"]},
             "track_total_hits": False,
@@ -51,7 +58,7 @@ class TagRecords(OpenSearchConnection):
         hits = []
         for hit in page:
             record = TagRecord.model_validate(hit["_source"])
-            hits.append(SearchHit(record=record, snippet=_snippet(record, terms)))
+            hits.append(SearchHit(record=record, snippet=_snippet(record, terms), position=list(hit["sort"])))
         return hits, (page[-1]["sort"] if len(raw) > query.limit else None)
 
     def label_counts(self, job_id: str | None = None, bot: str | None = None, *, consistent: bool = False) -> dict[str, int]:

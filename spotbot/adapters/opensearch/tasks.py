@@ -79,6 +79,22 @@ class TaskRecords(OpenSearchConnection):
         buckets = aggregated["buckets"]
         return JobCounts.from_statuses({bucket["key"]: bucket["doc_count"] for bucket in buckets})
 
+    def counts_of_jobs(self, job_ids: list[str], *, consistent: bool = False) -> dict[str, JobCounts]:
+        """The task counts of many jobs in one aggregation (a job with no tasks gets zero counts)."""
+        if not job_ids:
+            return {}
+        self._before_search(self.tasks_index, consistent)
+        by_job = {"terms": {"field": "job_id", "size": len(job_ids)}, "aggs": {"statuses": {"terms": {"field": "status", "size": 100}}}}
+        response = self.client.search(
+            index=self.tasks_index,
+            body={"size": 0, "track_total_hits": False, "query": {"terms": {"job_id": job_ids}}, "aggs": {"jobs": by_job}},
+        )
+        found = {
+            bucket["key"]: JobCounts.from_statuses({s["key"]: s["doc_count"] for s in bucket["statuses"]["buckets"]})
+            for bucket in response["aggregations"]["jobs"]["buckets"]
+        }
+        return {job_id: found.get(job_id, JobCounts()) for job_id in job_ids}
+
     def failed_tasks(self, job_id: str, limit: int = 100, *, consistent: bool = False) -> list[Task]:
         self._before_search(self.tasks_index, consistent)
         query = _task_query(job_id, (TaskStatus.FAILED,))
