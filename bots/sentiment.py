@@ -10,6 +10,7 @@ With no model dir at all the bot falls back to snownlp's packaged model.
 from __future__ import annotations
 
 import json
+import re
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,6 +20,28 @@ import numpy as np
 from spotbot.bot import TrainableBot
 from spotbot.domain import Tag
 from spotbot.heads import HEAD_FILE, Head
+
+
+# Where the clause that decides a review begins: after a concession (但是, 不过, 就是 ...) or a summing-up
+# (总的来说, 别的 ...). Markers that often sit inside words (不过 in 再好不过, 就是 as "simply") count only
+# at the start of a clause.
+_ANYWHERE = r"但是|可是|然而|可惜|却|无奈|(?<!不)但(?![愿凡])"
+_CLAUSE_START = r"不过|只是|就是|只不过|总体|总的来说|总之|整体|总而言之|综合来看|别的|其他|其余|除此之外"
+_DECIDING_MARKER = re.compile(rf"(?:{_ANYWHERE})|(?:(?:^|(?<=[\s，,。.！!？?；;、~…]))(?:{_CLAUSE_START}))")
+_CONCEDED_AFTER = re.compile(r"[，,。！!；;]\s*(?:虽然|虽说|尽管|哪怕)")  # "味道值得，虽然排队久": the verdict comes first
+_MIN_CLAUSE_CHARS = 2
+
+
+def deciding_clause(text: str) -> str | None:
+    """The part of a review that carries its verdict, when a marker says it is not the whole text."""
+    markers = list(_DECIDING_MARKER.finditer(text))
+    if markers:
+        clause = text[markers[-1].start() :].strip()
+        return clause if len(clause) - len(markers[-1].group()) >= _MIN_CLAUSE_CHARS else None
+    conceded = _CONCEDED_AFTER.search(text)
+    if conceded and conceded.start() >= _MIN_CLAUSE_CHARS:
+        return text[: conceded.start()].strip()
+    return None
 
 
 def e5_backbone_id() -> str:
