@@ -244,17 +244,22 @@ class SentimentBot(TrainableBot):
         return np.asarray(self._e5.query([text[: self.embed_chars] for text in batch]), dtype=np.float32)
 
     @property
+    def embedder(self) -> Any:
+        return self._e5
+
+    @property
     def feature_dim(self) -> int:
         return 2 * self._e5.dim + len(CUE_NAMES)
 
-    def use_reader(self, reader: ReviewReader, embedder: Any = None) -> None:
-        """For training a clause-aware version: the cue reader, and an embedder standing in for e5 (a cache).
-
-        load() reads a version's own lexicon; this is for building one.
-        """
+    def use_reader(self, reader: ReviewReader) -> None:
+        """The cue reader for training a clause-aware version; load() reads a version's own lexicon."""
         self._reader = reader
-        if embedder is not None:
-            self._e5 = embedder
+
+    def use_embedder(self, embedder: Any) -> None:
+        """Something with e5's .query(texts) and .dim standing in for it, such as an embedding cache."""
+        if self._e5 is not None and embedder.dim != self._e5.dim:
+            raise ValueError(f"embedder gives {embedder.dim}-wide vectors, the backbone {self._e5.dim}")
+        self._e5 = embedder
 
     def review_features(self, batch: list[str]) -> np.ndarray:
         """What a clause-aware head reads: e5 of the text, e5 of its deciding clause (or the text again), cues."""

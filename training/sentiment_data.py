@@ -18,6 +18,7 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parent / "data"
 HARD_TRAIN = DATA / "sentiment_hard_train.tsv"
 HARD_HELDOUT = DATA / "sentiment_hard_heldout.tsv"
+LEXICON_PATH = DATA / "sentiment_lexicon.json"  # the word lists of bots.sentiment.ReviewReader
 HARD_KINDS = ("negation", "concession", "irony", "idiom", "mixed")
 LABELS = ("negative", "positive")
 HELDOUT_PERCENT = 20

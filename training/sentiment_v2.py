@@ -34,9 +34,10 @@ from bots.sentiment import (
 )
 from spotbot.heads import HEAD_FILE, Head
 from training.embedding_cache import CachedEmbedder, open_cache, texts_to_embed
-from training.sentiment_data import DATA, HARD_KINDS, LABELS, Review, corpus, corpus_part, hard_examples
+from training.sentiment_data import (
+    HARD_KINDS, LABELS, LEXICON_PATH, Review, corpus, corpus_part, hard_examples,
+)
 
-LEXICON = DATA / "sentiment_lexicon.json"
 PACKAGED = Path(__file__).resolve().parent.parent / "bots" / "models"
 V1_CORPUS_ACCURACY = 0.8483  # v1's metrics.json; v2 may lose at most a point of it
 
@@ -47,6 +48,7 @@ class HeadChoice:
     hard_weight: float  # each hard example counts as this many corpus lines
     regularization: float = 1.0
     hidden_units: int = 64
+    standardize: bool = True  # off: e5's small coordinates are regularized harder than the cues
 
 
 CHOICES = (
@@ -63,7 +65,7 @@ def fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, choice: HeadChoice, s
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    mean, scale = (x.mean(axis=0), x.std(axis=0) + 1e-6) if choice.standardize else (0.0 * x[0], 1.0 + 0.0 * x[0])
     z = (x - mean) / scale
     if choice.head == "logistic":
         model = LogisticRegression(C=choice.regularization, max_iter=3000, random_state=seed)
@@ -126,7 +128,8 @@ class FeatureReader:
         self.cache = open_cache()
         self.bot = SentimentBot()
         self.bot.load_backbone(threads=threads)
-        self.bot.use_reader(ReviewReader.from_file(LEXICON), CachedEmbedder(self.bot._e5, self.cache))
+        self.bot.use_reader(ReviewReader.from_file(LEXICON_PATH))
+        self.bot.use_embedder(CachedEmbedder(self.bot.embedder, self.cache))
 
     def cached(self, reviews: list[Review]) -> list[Review]:
         return [r for r in reviews if all(t in self.cache for t in texts_to_embed([r.text]))]
@@ -232,7 +235,7 @@ def build(version: str, replace: bool, threads: int | None, log: Any = print) ->
         model_dir.mkdir()
         head.save(model_dir)
         calibration.save(model_dir)
-        shutil.copyfile(LEXICON, model_dir / LEXICON_FILE)
+        shutil.copyfile(LEXICON_PATH, model_dir / LEXICON_FILE)
         location = write_version(model_dir, manifest, metrics, config, LocalModelStore(PACKAGED))
     return {"version": version, "location": location, "metrics": metrics}
 
