@@ -5,7 +5,8 @@ The model is a versioned artifact: a folder with model.json naming its format.
   classifier head trained by `spotbot train` (head.npz). The packaged v1 is the default.
 - "e5-clause-head": a clause-aware reading (v2): the head sees the e5 embedding of the whole text,
   the embedding of its deciding clause (after 但是/不过/就是 ...) and cues the embeddings miss
-  (negation scope, irony, idioms; lexicon.json), and its score is calibrated (calibration.npz).
+  (negation scope, irony, idioms; lexicon.json), optionally the logits of an earlier version's head
+  on the text and on the clause (prior_head.npz), and its score is calibrated (calibration.npz).
 - "snownlp": snownlp's naive Bayes model, or a snownlp-trained `sentiment.marshal` in the dir.
 With no model dir at all the bot falls back to snownlp's packaged model.
 """
@@ -189,6 +190,7 @@ class SentimentBot(TrainableBot):
         self._head: Head | None = None
         self._reader: ReviewReader | None = None
         self._calibration: ScoreCalibration | None = None
+        self._prior: Head | None = None  # an earlier version's head, whose logit the clause-aware head reads
 
     @classmethod
     def default_model_version(cls) -> str:
@@ -215,6 +217,7 @@ class SentimentBot(TrainableBot):
             self._reader = ReviewReader.from_file(folder / str(manifest.get("lexicon", LEXICON_FILE)))
             self._head = Head.load(folder / str(manifest.get("head", HEAD_FILE)))
             self._calibration = ScoreCalibration.load(folder / str(manifest.get("calibration", CALIBRATION_FILE)))
+            self._prior = Head.load(folder / str(manifest["prior_head"])) if manifest.get("prior_head") else None
             if self._head.input_dim != self.feature_dim:
                 raise ValueError(f"head takes {self._head.input_dim}-wide features, the clause reading gives {self.feature_dim}")
         else:
@@ -249,11 +252,11 @@ class SentimentBot(TrainableBot):
 
     @property
     def feature_dim(self) -> int:
-        return 2 * self._e5.dim + len(CUE_NAMES)
+        return 2 * self._e5.dim + len(CUE_NAMES) + (2 if self._prior is not None else 0)
 
-    def use_reader(self, reader: ReviewReader) -> None:
-        """The cue reader for training a clause-aware version; load() reads a version's own lexicon."""
-        self._reader = reader
+    def use_reader(self, reader: ReviewReader, prior: Head | None = None) -> None:
+        """The cue reader (and the prior head) for training a clause-aware version; load() reads a version's own."""
+        self._reader, self._prior = reader, prior
 
     def use_embedder(self, embedder: Any) -> None:
         """Something with e5's .query(texts) and .dim standing in for it, such as an embedding cache."""
@@ -272,7 +275,14 @@ class SentimentBot(TrainableBot):
         whole = np.stack([vectors[text] for text in texts])
         deciding = np.stack([vectors[clause or text] for text, clause in zip(texts, clauses)])
         cues = np.stack([self._reader.cues(text) for text in texts])
-        return np.hstack([whole, deciding, cues]).astype(np.float32)
+        columns = [whole, deciding, cues]
+        if self._prior is not None:  # the earlier head's reading of the whole text and of its deciding clause
+            columns += [self._prior_logit(whole), self._prior_logit(deciding)]
+        return np.hstack(columns).astype(np.float32)
+
+    def _prior_logit(self, features: np.ndarray) -> np.ndarray:
+        p = np.clip(self._prior.predict_proba(features)[:, self._prior.labels.index("positive")], 1e-6, 1 - 1e-6)
+        return np.log(p / (1 - p)).reshape(-1, 1)
 
     def positive_probability(self, batch: list[str]) -> np.ndarray:
         """Calibrated P(positive) of each text, from a clause-aware version."""

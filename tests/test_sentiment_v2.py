@@ -131,6 +131,7 @@ def test_v2_is_the_current_version_and_v1_stays_selectable(registry):
     assert metrics["accuracy"] >= current.manifest["approval"]["min"]
     assert set(metrics["per_kind"]) == set(HARD_KINDS) and 0 <= metrics["hard_ece"] <= 1
     assert {row["head"] for row in metrics["head_comparison"]} == {"logistic", "mlp"}
+    assert all((current.path / current.manifest[name]).is_file() for name in ("head", "lexicon", "calibration", "prior_head"))
     v1 = registry.resolve("sentiment", "v1")
     assert v1.version == "v1" and v1.format == "e5-head"
 

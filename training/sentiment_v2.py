@@ -43,6 +43,11 @@ from training.sentiment_data import (
 
 PACKAGED = Path(__file__).resolve().parent.parent / "bots" / "models"
 V1_CORPUS_ACCURACY = 0.8483  # v1's metrics.json; v2 may lose at most a point of it
+# v1's head, trained on 4,800 corpus lines, is v2's prior: its logits on the text and on the deciding
+# clause are two more features. The shared CPU v2 was built on embedded only part of the corpus in time;
+# the prior keeps what v1 learnt from the rest, and a strongly regularized head leans on it and the cues.
+PRIOR_VERSION = "v1"
+PRIOR_HEAD_FILE = "prior_head.npz"
 
 
 @dataclass(frozen=True)
@@ -56,12 +61,12 @@ class HeadChoice:
 
 
 CHOICES = (
-    HeadChoice("logistic", hard_weight=15.0, regularization=10.0, standardize=False),
-    HeadChoice("logistic", hard_weight=15.0, regularization=10.0, standardize=False, templates=True),
-    HeadChoice("logistic", hard_weight=30.0, regularization=10.0, standardize=False, templates=True),
-    HeadChoice("mlp", hard_weight=15.0),
-    HeadChoice("mlp", hard_weight=15.0, templates=True),
-    HeadChoice("mlp", hard_weight=30.0, templates=True),
+    HeadChoice("logistic", hard_weight=6.0, regularization=0.3, standardize=False),
+    HeadChoice("logistic", hard_weight=6.0, regularization=1.0, standardize=False),
+    HeadChoice("logistic", hard_weight=15.0, regularization=0.3, standardize=False),
+    HeadChoice("logistic", hard_weight=15.0, regularization=1.0, standardize=False),
+    HeadChoice("logistic", hard_weight=15.0, regularization=1.0, standardize=False, templates=True),
+    HeadChoice("mlp", hard_weight=6.0),
 )
 TEMPLATE_SHARE = 0.3
 CORPUS_TOLERANCE = 0.01  # a head may trail the best corpus check by this much if it reads hard reviews better
@@ -132,11 +137,11 @@ def evaluate(p_positive: np.ndarray, reviews: list[Review]) -> dict[str, Any]:
 class FeatureReader:
     """Review features through a bot wired to the embedding cache: cached texts cost nothing."""
 
-    def __init__(self, threads: int | None) -> None:
+    def __init__(self, threads: int | None, prior: Head | None) -> None:
         self.cache = open_cache()
         self.bot = SentimentBot()
         self.bot.load_backbone(threads=threads)
-        self.bot.use_reader(ReviewReader.from_file(LEXICON_PATH))
+        self.bot.use_reader(ReviewReader.from_file(LEXICON_PATH), prior)
         self.bot.use_embedder(CachedEmbedder(self.bot.embedder, self.cache))
 
     def cached(self, reviews: list[Review]) -> list[Review]:
@@ -189,9 +194,19 @@ def choose_head(data: TrainingSet, x_check: np.ndarray, y_check: np.ndarray,
     return choice, rows, out_of_fold[choice]
 
 
+def packaged_head(version: str) -> Head:
+    from spotbot.adapters.model_stores import PackagedModelStore
+    from spotbot.models import ModelRegistry
+
+    with tempfile.TemporaryDirectory() as tmp:
+        resolved = ModelRegistry([PackagedModelStore()], Path(tmp)).resolve("sentiment", version)
+        return Head.load(resolved.path / str(resolved.manifest.get("head", HEAD_FILE)))
+
+
 def build(version: str, replace: bool, threads: int | None, log: Any = print) -> dict[str, Any]:
     started = time.monotonic()
-    reader = FeatureReader(threads)
+    prior = packaged_head(PRIOR_VERSION)
+    reader = FeatureReader(threads, prior)
     everything = corpus()
     parts = {part: [r for r in everything if corpus_part(r.text) == part] for part in ("train", "calibration", "heldout")}
     usable = {part: reader.cached(reviews) for part, reviews in parts.items()}
@@ -240,6 +255,8 @@ def build(version: str, replace: bool, threads: int | None, log: Any = print) ->
         "head": HEAD_FILE,
         "lexicon": LEXICON_FILE,
         "calibration": CALIBRATION_FILE,
+        "prior_head": PRIOR_HEAD_FILE,
+        "prior_version": PRIOR_VERSION,
         "cues": list(CUE_NAMES),
         "version": version,
         "labels": list(LABELS),
@@ -263,6 +280,8 @@ def build(version: str, replace: bool, threads: int | None, log: Any = print) ->
         head.save(model_dir)
         calibration.save(model_dir)
         shutil.copyfile(LEXICON_PATH, model_dir / LEXICON_FILE)
+        (Path(tmp) / "prior").mkdir()
+        prior.save(Path(tmp) / "prior").rename(model_dir / PRIOR_HEAD_FILE)  # head.npz is the v2 head's name
         location = write_version(model_dir, manifest, metrics, config, LocalModelStore(PACKAGED))
     return {"version": version, "location": location, "metrics": metrics}
 
