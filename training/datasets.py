@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from spotbot.domain import BadInputError, NotFoundError
 from spotbot.adapters.s3.assets import parse_s3_uri
 from spotbot.settings import Settings
 from spotbot.adapters.wiring import open_asset_store
@@ -15,7 +16,7 @@ from spotbot.adapters.wiring import open_asset_store
 MANIFEST_SUFFIXES = (".jsonl", ".manifest", ".json")
 
 
-class DatasetError(ValueError):
+class DatasetError(BadInputError):
     """The dataset cannot be trained on, and why."""
 
 
@@ -55,7 +56,7 @@ def check_examples(examples: list[Example], location: str) -> None:
 def _from_folders(location: str, file_types: tuple[str, ...], settings: Settings) -> list[Example]:
     try:
         store = open_asset_store(location, settings)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, NotFoundError) as error:
         raise DatasetError(f"dataset {location} does not exist") from error
     if location.startswith("s3://"):
         root = parse_s3_uri(location)[1].rstrip("/")
