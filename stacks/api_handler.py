@@ -28,6 +28,8 @@ class JobApiHandler(Construct):
         workflow: TaggingWorkflow,
         endpoints: BotEndpoints,
         builtin_bot_runtime: str,
+        source_buckets: tuple[str, ...] = (),
+        admin_principal: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         storage, search = services.storage, services.search
@@ -43,6 +45,11 @@ class JobApiHandler(Construct):
                 # cancel releases the job's endpoint: what names it when the job did not record one
                 builtin_bot_runtime=builtin_bot_runtime,
                 serving_image_uri=endpoints.serving_image_uri,
+                # what jobs and bot registrations may name (spotbot.services.grants)
+                source_buckets=list(source_buckets),
+                bot_image_repositories=endpoints.bot_repository_uris,
+                endpoint_instance_types=list(endpoints.instance_types),
+                admin_principal=admin_principal,
             ),
             unscoped_actions_reason="batch:ListJobs and batch:DescribeJobs (cancel finds a job's Batch jobs) accept no resource scope.",
         )

@@ -78,6 +78,7 @@ class TaggingConfig:
     bot_image_repositories: tuple[str, ...] = ()  # ECR repositories of your own bots' images
     # API
     cognito_user_pool_arn: str | None = None  # Cognito instead of IAM auth on the API
+    admin_principal: str | None = None  # IAM principal ARN that may cancel or change any job or bot
     api_rate_limit: int = 50  # requests per second, steady
     api_burst_limit: int = 100
     api_gateway_account_role: bool = True  # false: the account's API Gateway CloudWatch Logs role is managed elsewhere

@@ -53,8 +53,11 @@ class BotEndpoints(Construct):
             description="What bot endpoints run as: pull bot images, read model archives, write logs and metrics",
         )
         self.serving_image.repository.grant_pull(self.execution_role)
+        self.bot_repository_uris: list[str] = []  # what the job API lets a registered bot's image come from
         for n, name in enumerate(bot_image_repositories):
-            ecr.Repository.from_repository_name(self, f"BotRepository{n}", name).grant_pull(self.execution_role)
+            repository = ecr.Repository.from_repository_name(self, f"BotRepository{n}", name)
+            repository.grant_pull(self.execution_role)
+            self.bot_repository_uris.append(repository.repository_uri)
         models_bucket.grant_read(self.execution_role, f"{models_prefix}*")
         endpoint_logs = stack.format_arn(
             service="logs", resource="log-group", resource_name="/aws/sagemaker/Endpoints/*",

@@ -122,7 +122,8 @@ class TaggingStack(Stack):
         )  # fmt: skip
         handler = JobApiHandler(
             self, "JobApiHandler", services=services, compute=compute, workflow=workflow, endpoints=endpoints,
-            builtin_bot_runtime=config.builtin_bot_runtime,
+            builtin_bot_runtime=config.builtin_bot_runtime, source_buckets=config.source_buckets,
+            admin_principal=config.admin_principal,
         )  # fmt: skip
         api = TaggingApi(
             self,
