@@ -10,6 +10,10 @@ from spotbot.settings import Settings
 
 
 def open_asset_store(source: str, settings: Settings) -> AssetStore:
+    from spotbot.adapters.s3.inventory import InventoryAssetStore, is_inventory_source
+
+    if is_inventory_source(source):  # an S3 Inventory report: planned without listing
+        return InventoryAssetStore(source, endpoint_url=settings.s3_endpoint_url)
     if source.startswith("s3://"):
         from spotbot.adapters.s3.assets import S3AssetStore
 

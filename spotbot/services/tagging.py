@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from spotbot.domain import (
     new_job_id,
     validate_job_id,
 )
+from spotbot.domain.pricing import JobCost, local_job_cost
+from spotbot.services.estimate import load_price_table
 from spotbot.services.models import ModelError, ModelRegistry
 from spotbot.ports import AssetStore, JobRunner, OutputStore, ShardWork, TagIndex
 from spotbot.services.planning import plan_assets
@@ -127,6 +130,7 @@ def tag_assets(
             for shard in shards
         ]
         tagging_started = time.monotonic()
+        cpu_before = _cpu_seconds()
         on_progress("tag", before)
         try:
             outcome = runner_for(workers).run(work, on_tick=lambda: on_progress("tag", index.counts(job_id)))
@@ -138,6 +142,7 @@ def tag_assets(
         counts = index.counts(job_id)
         model_versions = {r.model_version for r in outcome.results if r.model_version}
         job = job.finish(counts, model_version=", ".join(sorted(model_versions)))
+        job = job.record_cost(run_cost(job, _cpu_seconds() - cpu_before))
         summary_path = output.write_summary(job)
         index.save_job(job)
         on_progress("done", counts)
@@ -151,6 +156,18 @@ def tag_assets(
         tagging_seconds=tagging_seconds,
         errors=outcome.errors,
     )
+
+
+def _cpu_seconds() -> float:
+    """User+system CPU of this process and its finished children (the pool's workers, once shut down)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def run_cost(job: Job, cpu_seconds: float) -> JobCost:
+    """The job's CPU-seconds on this machine, this run's added to earlier runs', priced as Spot vCPU-hours."""
+    earlier = job.cost.cpu_seconds if job.cost and job.cost.where == "local" else 0.0
+    return local_job_cost(earlier + cpu_seconds, load_price_table())
 
 
 def job_status(index: TagIndex, job_id: str) -> Job:

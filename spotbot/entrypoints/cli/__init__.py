@@ -72,6 +72,7 @@ def tag(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Assets per model call; default: the bot's")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed/--no-retry-failed", help="On resume, try FAILED assets again")] = True,
     fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 when any asset failed")] = False,
+    max_cost: Annotated[Optional[float], typer.Option("--max-cost", min=0.0, help="Budget in USD: exit 2, tagging nothing, when the estimate is over it")] = None,
     models: ModelsOption = None,
     model_version: ModelVersionOption = None,
     as_json: JsonOption = False,
@@ -93,6 +94,10 @@ def tag(
     from spotbot.adapters.wiring import open_asset_store, open_local_index, open_model_registry, open_output_store
 
     settings = _settings(home)
+    if max_cost is not None:  # the estimate first: over the budget, nothing runs
+        from spotbot.entrypoints.cli.estimate import refuse_over_budget
+
+        refuse_over_budget(source, bot, max_cost, home)
     index = open_local_index(settings)
     try:
         registry, _ = open_model_registry(settings, models)
@@ -553,6 +558,7 @@ def _register_cloud_commands() -> None:
 
 
 _register_cloud_commands()
+app.command("estimate")(__import__("spotbot.entrypoints.cli.estimate", fromlist=["estimate"]).estimate)  # `spotbot estimate`
 
 
 def main() -> None:  # pragma: no cover - console entry
