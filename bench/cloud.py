@@ -8,7 +8,7 @@
       50 ms matter; the figures say how much of the run was moto's CPU.
     - stub: a ListObjectsV2 over a sorted key list (bisect; ~1 ms a page), the same keys: the
       request latency dominates, as with S3 itself.
-    Both sides use the scanner's S3 client (spotbot.services.scanning.listing_s3_client, which leaves
+    Both sides use the scanner's S3 client (spotbot.adapters.s3.listing.listing_s3_client, which leaves
     LastModified unparsed); each listing runs --repeat times and the fastest run counts. The client
     is Python: reading a 1,000-key page costs it ~30 ms of CPU, which bounds the speed-up when the
     latency is 50 ms; "CPU busy" says how much of a run each side spent on a CPU.
@@ -214,7 +214,7 @@ def cpu_seconds(pid: int) -> float:
 
 def bench_scanner(keys: int, latency_ms: float, parallelism: int, servers: list[str], repeat: int) -> None:
     os.environ.update(CREDENTIALS)
-    from spotbot.services.scanning import list_source, listing_s3_client
+    from spotbot.adapters.s3.listing import list_source, listing_s3_client
 
     print(f"(a) scanner: {keys:,} keys per layout, {latency_ms:.0f} ms per request, parallelism {parallelism}, best of {repeat}")
     for kind in servers:
@@ -288,7 +288,8 @@ def bench_scan_step(s3: Any, keys: int, parallelism: int) -> None:
 def bench_tag_writes(docs: int, batch: int) -> None:
     from osmem_server import OsmemServer
 
-    from spotbot.adapters.opensearch.index import OpenSearchTagIndex, _tag_doc
+    from spotbot.adapters.opensearch.index import OpenSearchTagIndex
+    from spotbot.adapters.opensearch.tags import tag_doc
     from spotbot.domain import AssetRef, Tag, TagRecord, TaskStatus, task_id
     from spotbot.ports import TaskOutcome
 
@@ -326,7 +327,7 @@ def bench_tag_writes(docs: int, batch: int) -> None:
         single_records = records("bench-single")
         started = time.perf_counter()
         for record in single_records:
-            index.client.index(index=index.tags_index, id=task_id(record.job_id, record.asset), body=_tag_doc(record))
+            index.client.index(index=index.tags_index, id=task_id(record.job_id, record.asset), body=tag_doc(record))
         single = time.perf_counter() - started
         index.refresh()
         assert sum(1 for _ in index.tag_records("bench-single")) == docs

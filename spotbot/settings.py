@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -66,3 +66,65 @@ class Settings(BaseSettings):
     @property
     def locks_dir(self) -> Path:
         return self.home.expanduser() / "locks"
+
+
+# Settings per process role. Each cloud process loads its role at cold start: the fields it cannot
+# run without are required there, so a stack that forgot one fails at once, naming the variable,
+# rather than on the first request that needs it. A role is a Settings, so services take either.
+
+
+class RoleSettingsError(RuntimeError):
+    """A process started without the SPOTBOT_* variables its role needs."""
+
+
+class _Role(Settings):
+    role: ClassVar[str] = "process"
+
+
+class ApiSettings(_Role):
+    role: ClassVar[str] = "the API Lambda"
+    opensearch_endpoint: str = Field(description="OpenSearch domain endpoint (https://...)")
+    state_machine_arn: str = Field(description="The tag-assets state machine")
+    batch_job_queue: str = Field(description="AWS Batch job queue of the Spot workers (cancel terminates its jobs)")
+
+
+class ScannerSettings(_Role):
+    role: ClassVar[str] = "the scanner Lambda"
+    opensearch_endpoint: str = Field(description="OpenSearch domain endpoint (https://...)")
+    work_bucket: str = Field(description="Bucket for shard manifests and job state")
+
+
+class EndpointStepSettings(_Role):
+    role: ClassVar[str] = "the endpoint Lambda"
+    opensearch_endpoint: str = Field(description="OpenSearch domain endpoint (https://...)")
+    # sagemaker_role_arn stays optional: a stack whose bots all run in the container needs none
+
+
+class FinalizeSettings(_Role):
+    role: ClassVar[str] = "the finalize Lambda"
+    opensearch_endpoint: str = Field(description="OpenSearch domain endpoint (https://...)")
+
+
+class RegistrySettings(_Role):
+    role: ClassVar[str] = "the model registry Lambda"
+    models: str = Field(pattern=r"^s3://", description="Model store: s3://<work bucket>/models")
+
+
+class BatchWorkerSettings(_Role):
+    role: ClassVar[str] = "the Batch worker"
+    opensearch_endpoint: str = Field(description="OpenSearch domain endpoint (https://...)")
+
+
+R = TypeVar("R", bound=_Role)
+
+
+def load_role(role: type[R]) -> R:
+    """The role's settings from the environment; RoleSettingsError naming each missing or bad SPOTBOT_* variable."""
+    try:
+        return role()
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors():
+            variable = "SPOTBOT_" + "_".join(map(str, problem["loc"])).upper()
+            problems.append(f"{variable} is not set" if problem["type"] == "missing" else f"{variable}: {problem['msg']}")
+        raise RoleSettingsError(f"{role.role} cannot start: {'; '.join(problems)}") from None

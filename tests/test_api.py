@@ -2,7 +2,7 @@
 
 Step Functions, IAM and Batch are moto in process (`mock_aws`, Batch without Docker); the tag index
 is a real OpenSearchTagIndex on an osmem clone. The handler gets them through its own dependency
-(`app.dependency_overrides[cloud_jobs]`), built by the same `CloudJobs.connect` the Lambda uses.
+(`app.dependency_overrides[cloud_jobs]`), built by the same `open_cloud_jobs` the Lambda uses.
 The client and the `spotbot cloud` commands talk HTTP to a small server on 127.0.0.1 that turns
 each request into a proxy event for the handler, as API Gateway would.
 """
@@ -37,7 +37,11 @@ from spotbot.adapters.api_client import ApiClient, ApiError
 from spotbot.entrypoints.cli.cloud import app as cloud_app
 from spotbot.domain import AssetRef, Job, JobStatus, Tag, TaskStatus
 from spotbot.adapters.opensearch.index import OpenSearchTagIndex
-from spotbot.services.cloud_jobs import CloudJobs, decode_cursor, default_output, encode_cursor
+from spotbot.adapters.aws.batch import BatchQueue
+from spotbot.adapters.aws.stepfunctions import StepFunctionsEngine
+from spotbot.adapters.wiring import open_cloud_jobs
+from spotbot.services.cloud_jobs import CloudJobs, default_output
+from spotbot.services.tag_search import decode_cursor, encode_cursor
 from spotbot.ports import TaskOutcome
 from spotbot.settings import Settings
 from spotbot.services.planning import add_assets
@@ -118,7 +122,12 @@ def cloud(aws, settings):
     """The handler's dependency: a real OpenSearchTagIndex on osmem and boto3 clients on moto."""
     index = OpenSearchTagIndex.connect(settings.opensearch_endpoint, sigv4=False)
     index.ensure_indices()
-    jobs = CloudJobs(index=index, stepfunctions=aws.stepfunctions, batch=aws.batch, settings=settings)
+    jobs = CloudJobs(
+        index=index,
+        workflow=StepFunctionsEngine(aws.stepfunctions, settings.state_machine_arn),
+        compute=BatchQueue(aws.batch, settings.batch_job_queue),
+        settings=settings,
+    )
     app.dependency_overrides[cloud_jobs] = lambda: jobs
     yield jobs
     app.dependency_overrides.clear()
@@ -126,10 +135,10 @@ def cloud(aws, settings):
 
 
 def test_connect_builds_what_the_lambda_needs(settings):
-    jobs = CloudJobs.connect(settings)
+    jobs = open_cloud_jobs(settings)
     try:
         assert jobs.index.client.indices.exists(index="spotbot-jobs,spotbot-tags,spotbot-tasks,spotbot-bots")
-        assert jobs.stepfunctions.meta.region_name == jobs.batch.meta.region_name == REGION
+        assert jobs.workflow.client.meta.region_name == jobs.compute.client.meta.region_name == REGION
         assert default_output(settings) == "s3://work-bucket/output"
         assert default_output(settings.model_copy(update={"default_output": "s3://results/x"})) == "s3://results/x"
     finally:
@@ -217,7 +226,7 @@ def call(
 
 
 def executions(jobs: CloudJobs) -> list[dict[str, Any]]:
-    return jobs.stepfunctions.list_executions(stateMachineArn=jobs.settings.state_machine_arn)["executions"]
+    return jobs.workflow.client.list_executions(stateMachineArn=jobs.settings.state_machine_arn)["executions"]
 
 
 def fields(answer: dict[str, Any]) -> list[str]:
@@ -250,7 +259,7 @@ def test_a_job_is_recorded_and_started_as_one_execution(cloud, capsys, monkeypat
     assert job.status == JobStatus.SUBMITTED
     assert (job.bot, job.source, job.output, job.workers) == ("scene-text", "s3://assets/photos/", "s3://work-bucket/output", 4)
     assert job.execution_arn == answer["execution_arn"]
-    described = cloud.stepfunctions.describe_execution(executionArn=job.execution_arn)
+    described = cloud.workflow.client.describe_execution(executionArn=job.execution_arn)
     assert described["status"] == "RUNNING" and described["name"] == job_id
     execution_input = json.loads(described["input"])
     assert {k: execution_input[k] for k in ("job_id", "bot", "source", "output", "workers")} == {
@@ -360,20 +369,21 @@ def test_jobs_are_listed_newest_first_and_shown_with_counts_and_execution(cloud)
 
 def test_cancel_stops_the_execution_and_the_batch_jobs(cloud):
     job_id = call("POST", "/jobs", body={"source": "s3://assets/a", "bot": "scene-text", "job_id": "job-1"})[1]["job_id"]
-    running = _batch_job(cloud, f"{job_id}-tag-assets", "RUNNING")
-    other = _batch_job(cloud, "job-10-tag-assets", "RUNNING")  # another job whose name starts with job-1
-    _batch_job(cloud, f"{job_id}-earlier", "SUCCEEDED")
+    running = _batch_job(cloud, job_id, "RUNNING")  # the state machine names a job's Batch jobs after it
+    other = _batch_job(cloud, "job-10", "RUNNING")  # another job whose name starts with job-1
+    dashed = _batch_job(cloud, f"{job_id}-2", "RUNNING")  # and one whose name is job-1 and more
+    _batch_job(cloud, job_id, "SUCCEEDED")
 
     status, answer = call("DELETE", "/jobs/{job_id}", job_id=job_id)
     assert status == 200, answer
     assert answer["status"] == "CANCELLED" and answer["finished_at"]
     assert answer["terminated_batch_jobs"] == [running]
     assert answer["execution"]["status"] == "ABORTED"
-    execution = cloud.stepfunctions.describe_execution(executionArn=answer["execution_arn"])
+    execution = cloud.workflow.client.describe_execution(executionArn=answer["execution_arn"])
     assert execution["status"] == "ABORTED"
     jobs = batch_backends[ACCOUNT][REGION]._jobs
     assert jobs[running].stop and "cancelled" in jobs[running].job_stopped_reason
-    assert not jobs[other].stop
+    assert not jobs[other].stop and not jobs[dashed].stop
     assert cloud.index.get_job(job_id).status == JobStatus.CANCELLED
 
     status, again = call("DELETE", "/jobs/{job_id}", job_id=job_id)
@@ -385,7 +395,13 @@ def test_cancel_stops_the_execution_and_the_batch_jobs(cloud):
 
 
 def _batch_job(cloud: CloudJobs, name: str, status: str) -> str:
-    batch_job_id = cloud.batch.submit_job(jobName=name, jobQueue=QUEUE, jobDefinition="worker")["jobId"]
+    """A Batch job as the state machine submits it: named after the spotbot job, which is in its environment."""
+    batch_job_id = cloud.compute.client.submit_job(
+        jobName=name,
+        jobQueue=QUEUE,
+        jobDefinition="worker",
+        containerOverrides={"environment": [{"name": "SPOTBOT_JOB_ID", "value": name}]},
+    )["jobId"]
     job = batch_backends[ACCOUNT][REGION]._jobs[batch_job_id]
     job.status = status  # moto without Docker finishes jobs at once; this one is still at work
     job.stop = False
@@ -471,7 +487,7 @@ def test_the_bot_registry(cloud):
 
     status, answer = call("POST", "/jobs", body={"source": "s3://assets/photos", "bot": "my-detector"})
     assert status == 202
-    execution = cloud.stepfunctions.describe_execution(executionArn=answer["execution_arn"])
+    execution = cloud.workflow.client.describe_execution(executionArn=answer["execution_arn"])
     assert json.loads(execution["input"])["bot_config"]["image_uri"] == IMAGE
 
     assert call("DELETE", "/bots/{name}", name="my-detector") == (204, None)
@@ -505,13 +521,14 @@ def test_the_openapi_document_lists_the_routes(cloud):
 
 
 def test_a_failure_is_a_json_500_and_leaves_no_job_submitted(cloud):
-    settings = cloud.settings
-    cloud.settings = settings.model_copy(update={"state_machine_arn": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:gone"})
+    state_machine_arn = cloud.workflow.state_machine_arn
+    cloud.workflow.state_machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:gone"
     body = {"source": "s3://assets/a", "bot": "sentiment", "job_id": "doomed"}
     status, answer = call("POST", "/jobs", body=body)
     assert status == 500 and answer["error"].startswith("internal error (request ")
-    assert cloud.index.get_job("doomed").status == JobStatus.FAILED
-    cloud.settings = settings
+    failed = cloud.index.get_job("doomed")
+    assert failed.status == JobStatus.FAILED and "did not start" in failed.error
+    cloud.workflow.state_machine_arn = state_machine_arn
     status, answer = call("POST", "/jobs", body=body)  # a retry with the same id starts it
     assert status == 202 and answer["status"] == "SUBMITTED" and answer["execution_arn"]
 

@@ -28,6 +28,7 @@ from spotbot.services.finalize import JobNotFoundError
 from spotbot.services.models import ModelError
 from spotbot.ports import TaskOutcome
 from spotbot.services.planning import add_assets
+from tests.moto_bridges import FakeContext
 
 ROLE = "arn:aws:iam::123456789012:role/spotbot-endpoints"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-detector:1.0"
@@ -94,7 +95,26 @@ def register(index: OpenSearchTagIndex, name: str = "my-detector", **doc: Any) -
 
 
 def job(job_id: str, bot: str = "my-detector", status: JobStatus = JobStatus.RUNNING, **more: Any) -> Job:
+    """A job record; an unfinished one has a RUNNING execution (what makes a job live), unless one is given."""
+    if status in (JobStatus.SUBMITTED, JobStatus.RUNNING) and "execution_arn" not in more:
+        more["execution_arn"] = start_execution(job_id)
     return Job(job_id=job_id, bot=bot, source="s3://assets/photos/", output=OUTPUT, workers=2, status=status, **more)
+
+
+def start_execution(name: str) -> str:
+    """A RUNNING execution on moto's Step Functions (it runs nothing: a Pass state that moto never ends)."""
+    sfn = boto3.client("stepfunctions")
+    machines = sfn.list_state_machines()["stateMachines"]
+    if machines:
+        machine = machines[0]["stateMachineArn"]
+    else:
+        definition = {"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}}
+        machine = sfn.create_state_machine(
+            name="tag-assets", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/sfn"
+        )["stateMachineArn"]
+    arn = sfn.start_execution(stateMachineArn=machine, name=name)["executionArn"]
+    assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+    return arn
 
 
 def ensure(job_id: str, bot: str = "my-detector", model_version: str | None = None) -> dict[str, Any]:
@@ -110,7 +130,7 @@ def release(job_id: str, endpoint_name: str | None) -> dict[str, Any]:
 
 
 def call(handler, event: dict[str, Any]) -> dict[str, Any]:
-    output = handler(json.loads(json.dumps(event)), None)
+    output = handler(json.loads(json.dumps(event)), FakeContext("spotbot-step"))
     assert json.loads(json.dumps(output)) == output  # Step Functions state is JSON
     return output
 
@@ -289,14 +309,13 @@ def test_release_waits_for_an_endpoint_still_settling(index, sagemaker, monkeypa
     name = ensure("job-1")["endpoint_name"]
     from lambdas.endpoint import handler as module
 
-    endpoints_ = module._connect(module.Settings().model_dump_json())
-    real = endpoints_.sagemaker.describe_endpoint
-    monkeypatch.setattr(
-        endpoints_.sagemaker, "describe_endpoint", lambda **kw: real(**kw) | {"EndpointStatus": "Creating"}
-    )
+    endpoints_ = module._connect(module.load_role(module.EndpointStepSettings).model_dump_json())
+    sagemaker_client = endpoints_.host.client
+    real = sagemaker_client.describe_endpoint
+    monkeypatch.setattr(sagemaker_client, "describe_endpoint", lambda **kw: real(**kw) | {"EndpointStatus": "Creating"})
     with pytest.raises(EndpointBusyError, match="Creating"):
         release("job-1", name)
-    monkeypatch.setattr(endpoints_.sagemaker, "describe_endpoint", lambda **kw: real(**kw) | {"EndpointStatus": "Deleting"})
+    monkeypatch.setattr(sagemaker_client, "describe_endpoint", lambda **kw: real(**kw) | {"EndpointStatus": "Deleting"})
     with pytest.raises(EndpointBusyError, match="Deleting"):
         ensure("job-2")
 

@@ -19,7 +19,8 @@ import pytest
 from opensearchpy import Transport
 from opensearchpy.exceptions import TransportError
 
-from spotbot.adapters.opensearch.index import MAX_BULK_BYTES, BulkError, BulkWriter, OpenSearchTagIndex
+from spotbot.adapters.opensearch.bulk import MAX_BULK_BYTES, BulkError, BulkWriter
+from spotbot.adapters.opensearch.index import OpenSearchTagIndex
 from spotbot.domain import Job, Tag, TaskStatus, task_id
 from spotbot.ports import SearchQuery, TaskOutcome
 from spotbot.services.planning import add_assets

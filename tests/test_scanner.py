@@ -25,19 +25,18 @@ from spotbot.adapters.opensearch.index import OpenSearchTagIndex
 from spotbot.bot import BUILTIN_BOTS, resolve_bot
 from spotbot.domain import AssetRef, Task, TaskStatus, shard_capacity
 from spotbot.ports import TaskOutcome
-from spotbot.services.scanning import (
-    BUILTIN_FILE_TYPES,
+from spotbot.adapters.s3.listing import (
     KeyRange,
     ParallelLister,
-    ScanRequest,
-    ScanRequestError,
     SourceAccessDeniedError,
     SourceNotFoundError,
-    scan_assets,
     source_error,
     split_points,
 )
+from spotbot.entrypoints.steps import parse_event
+from spotbot.services.scanning import BUILTIN_FILE_TYPES, ScanRequest, ScanRequestError, scan_assets
 from spotbot.settings import Settings
+from tests.moto_bridges import FakeContext as LambdaContext
 
 SOURCE = "assets"
 WORK = "work"
@@ -61,8 +60,11 @@ def tree_keys() -> list[str]:
 EXPECTED = sorted({f"s3://{SOURCE}/{key}" for key in tree_keys()})
 
 
-class FakeContext:
+class FakeContext(LambdaContext):
+    """A Lambda context with a fixed time left."""
+
     def __init__(self, remaining_ms: int = 600_000) -> None:
+        super().__init__("spotbot-scanner")
         self.remaining_ms = remaining_ms
 
     def get_remaining_time_in_millis(self) -> int:
@@ -279,7 +281,7 @@ def test_a_lambda_with_no_time_left_still_makes_progress(cloud_env, s3, index):
 
 def test_a_big_work_list_is_kept_in_the_work_bucket(cloud_env, s3, index):
     settings = Settings(scan_time_budget_seconds=0.000001)
-    request = ScanRequest.from_event(event("scan-state"))
+    request = parse_event(ScanRequest, event("scan-state"), step="scan", error=ScanRequestError)
     result = scan_assets(request, settings, s3=s3, index=index, inline_work_bytes=0)
     token = result.continuation
     assert "work" not in token and token["work_at"] == f"s3://{WORK}/jobs/scan-state/scan-state/00001.json"

@@ -21,11 +21,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from spotbot.services import cloud_jobs as service
-from spotbot.domain import Job
-from spotbot.services.cloud_jobs import BotRegistration, CloudJobs, JobSubmission
+from spotbot.adapters.wiring import open_cloud_jobs
+from spotbot.domain import ConflictError, Job
+from spotbot.domain import NotFoundError as JobOrBotNotFound
 from spotbot.ports import SearchQuery
-from spotbot.settings import Settings
+from spotbot.services import bot_registry
+from spotbot.services import cloud_jobs as service
+from spotbot.services.cloud_jobs import CloudJobs
+from spotbot.services.cloud_requests import BotRegistration, InvalidRequest, JobSubmission
+from spotbot.services import tag_search
+from spotbot.settings import ApiSettings, load_role
 
 SERVICE = "spotbot-api"
 logger = Logger(service=SERVICE, name="%(name)s")  # each line says which logger wrote it (spotbot.services.cloud_jobs, ...)
@@ -38,7 +43,7 @@ copy_config_to_registered_loggers(source_logger=logger, include={"spotbot"})  # 
 @functools.cache
 def cloud_jobs() -> CloudJobs:
     """The index and AWS clients, built on first use and kept for the container's life."""
-    return CloudJobs.connect(Settings())
+    return open_cloud_jobs(load_role(ApiSettings))
 
 
 Jobs = Annotated[CloudJobs, Depends(cloud_jobs)]
@@ -150,7 +155,7 @@ def search_tags(
     if job:
         logger.append_keys(job_id=job)
     query = SearchQuery(text=q, bot=bot, label=label, job_id=job, limit=limit)
-    items, cursor = service.search_tags(jobs, query, after)
+    items, cursor = tag_search.search_tags(jobs.index, query, after)
     return _answer(200, {"items": items, "next": cursor})
 
 
@@ -159,17 +164,17 @@ def search_tags(
 
 @app.get("/bots", summary="Built-in and registered bots")
 def list_bots(jobs: Jobs):
-    return _answer(200, service.list_bots(jobs))
+    return _answer(200, bot_registry.list_bots(jobs.index))
 
 
 @app.get("/bots/<name>", summary="One bot", responses=_errors(404))
 def get_bot(name: Annotated[str, Path()], jobs: Jobs):
-    return _answer(200, service.get_bot(jobs, name))
+    return _answer(200, bot_registry.get_bot(jobs.index, name))
 
 
 @app.post("/bots", summary="Register your own bot", responses={201: _json(BotRegistration, "Registered"), **_errors(400, 409)})
 def register_bot(bot: Annotated[BotRegistration, Body()], jobs: Jobs):
-    doc, _ = service.register_bot(jobs, bot, replace=False)
+    doc, _ = bot_registry.register_bot(jobs.index, bot, replace=False)
     metrics.add_metric(name="BotsRegistered", unit=MetricUnit.Count, value=1)
     return _answer(201, doc)
 
@@ -181,14 +186,14 @@ def register_bot(bot: Annotated[BotRegistration, Body()], jobs: Jobs):
 )
 def replace_bot(name: Annotated[str, Path()], bot: Annotated[BotRegistration, Body()], jobs: Jobs):
     if bot.name != name:
-        raise service.InvalidRequest("body.name", f"is {bot.name!r}, but the path names {name!r}")
-    doc, created = service.register_bot(jobs, bot, replace=True)
+        raise InvalidRequest("body.name", f"is {bot.name!r}, but the path names {name!r}")
+    doc, created = bot_registry.register_bot(jobs.index, bot, replace=True)
     return _answer(201 if created else 200, doc)
 
 
 @app.delete("/bots/<name>", summary="Unregister your own bot", responses=_errors(404, 409))
 def delete_bot(name: Annotated[str, Path()], jobs: Jobs):
-    service.delete_bot(jobs, name)
+    bot_registry.delete_bot(jobs.index, name)
     return Response(status_code=204)
 
 
@@ -252,20 +257,20 @@ def _message(problem: dict[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
-@app.exception_handler(service.InvalidRequest)
-def _not_possible(error: service.InvalidRequest):
+@app.exception_handler(InvalidRequest)
+def _not_possible(error: InvalidRequest):
     return _error(400, "validation failed", [{"field": error.field, "message": error.message}])
 
 
-@app.exception_handler([service.NotFound, NotFoundError])
+@app.exception_handler([JobOrBotNotFound, NotFoundError])
 def _not_found(error: Exception):
-    if isinstance(error, service.NotFound):
+    if isinstance(error, JobOrBotNotFound):
         return _error(404, str(error))
     return _error(404, f"no route {app.current_event.http_method} {app.current_event.path}")
 
 
-@app.exception_handler(service.Conflict)
-def _conflict(error: service.Conflict):
+@app.exception_handler(ConflictError)
+def _conflict(error: ConflictError):
     return _error(409, str(error))
 
 

@@ -1,45 +1,45 @@
 """The bot endpoint steps: parse the state input, call spotbot.services.endpoints, hand back its output.
 
-Input `{"action": "ensure", "job_id", "bot", "model_version"}` -> `{"runtime", "endpoint_name", "status"}`;
-`{"action": "describe", "endpoint_name"}` -> `{"endpoint_name", "status", "failure_reason"?}`;
-`{"action": "release", "job_id", "endpoint_name"}` -> `{"released", "in_use_by"}`. The state machine
+Input `{"action": "ensure", "job_id", "bot", "model_version", "tasks"?}` -> `{"runtime", "endpoint_name", "status"}`
+(`tasks`: the scan's task count; 0 starts no endpoint); `{"action": "describe", "endpoint_name"}` ->
+`{"endpoint_name", "status", "failure_reason"?}`; `{"action": "release", "job_id", "endpoint_name"?}` ->
+`{"released", "in_use_by"}` (no endpoint_name: the one recorded on the job). The state machine
 catches UnknownBotError, ModelError and EndpointRequestError by name, and retries EndpointBusyError.
 """
 
 import functools
 from typing import Any
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-
+from spotbot.adapters.wiring import open_bot_endpoints
+from spotbot.entrypoints.steps import Step, parse_event
 from spotbot.services.endpoints import (
+    REQUEST,
     BotEndpoints,
     DescribeEndpoint,
+    EndpointRequestError,
     EnsureEndpoint,
     ReleaseEndpoint,
-    parse_request,
 )
-from spotbot.settings import Settings
+from spotbot.settings import EndpointStepSettings, load_role
 
-logger = Logger(service="spotbot-endpoint")
-copy_config_to_registered_loggers(source_logger=logger, include={"spotbot"})  # spotbot's lines as JSON too
+step = Step("spotbot-endpoint")
+logger = step.logger
 
 
 @functools.lru_cache(maxsize=4)
 def _connect(settings_json: str) -> BotEndpoints:
-    """The SageMaker client and the index, built once per container (keyed by the settings they come from)."""
-    return BotEndpoints.connect(
-        Settings.model_validate_json(settings_json)
-    )
+    """The SageMaker and Step Functions clients and the index, built once per container."""
+    return open_bot_endpoints(EndpointStepSettings.model_validate_json(settings_json))
 
 
+@step.handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    request = parse_request(event)
+    request = parse_event(REQUEST, event, step="endpoint", error=EndpointRequestError)
     logger.append_keys(action=request.action, job_id=getattr(request, "job_id", None))  # describe has none
-    endpoints = _connect(Settings().model_dump_json())
+    endpoints = _connect(load_role(EndpointStepSettings).model_dump_json())
     match request:
         case EnsureEndpoint():
-            output = endpoints.ensure(request.job_id, request.bot, request.model_version).as_output()
+            output = endpoints.ensure(request.job_id, request.bot, request.model_version, tasks=request.tasks).as_output()
         case DescribeEndpoint():
             output = endpoints.describe(request.endpoint_name)
         case ReleaseEndpoint():

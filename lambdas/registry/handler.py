@@ -11,24 +11,24 @@ import functools
 from typing import Any
 from urllib.parse import unquote
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from spotbot.adapters.s3.assets import parse_s3_uri
 from spotbot.services.models import ARCHIVE, ModelError
-from spotbot.settings import Settings
 from spotbot.adapters.wiring import open_model_registry
+from spotbot.entrypoints.steps import Step
+from spotbot.settings import RegistrySettings, load_role
 
-logger = Logger(service="spotbot-registry")
+step = Step("spotbot-registry")
+logger = step.logger
 metrics = Metrics(namespace="SpotTaggingBot", service="spotbot-registry")
-copy_config_to_registered_loggers(source_logger=logger, include={"spotbot"})
 
 
 @functools.lru_cache(maxsize=4)
 def _registry(settings_json: str) -> tuple[Any, str, str]:
     """The registry over the configured store, with the store's bucket and key prefix."""
-    settings = Settings.model_validate_json(settings_json)
+    settings = RegistrySettings.model_validate_json(settings_json)
     registry, _ = open_model_registry(settings)
     bucket, prefix = parse_s3_uri(settings.models)
     return registry, bucket, (prefix.rstrip("/") + "/") if prefix else ""
@@ -44,9 +44,10 @@ def archive_of(key: str, prefix: str) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+@step.handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    registry, bucket, prefix = _registry(Settings().model_dump_json())
+    registry, bucket, prefix = _registry(load_role(RegistrySettings).model_dump_json())
     detail = event.get("detail") or {}
     key = unquote(detail.get("object", {}).get("key", ""))
     found = archive_of(key, prefix) if detail.get("bucket", {}).get("name") == bucket else None

@@ -9,31 +9,31 @@ and TooManyShardsError by name.
 import functools
 from typing import Any
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-
-from spotbot.services.scanning import ScanRequest, listing_s3_client, scan_assets
-from spotbot.settings import Settings
+from spotbot.adapters.s3.listing import listing_s3_client
 from spotbot.adapters.wiring import open_cloud_index
+from spotbot.entrypoints.steps import Step, parse_event
+from spotbot.services.scanning import ScanRequest, ScanRequestError, scan_assets
+from spotbot.settings import ScannerSettings, load_role
 
-logger = Logger(service="spotbot-scanner")
-copy_config_to_registered_loggers(source_logger=logger, include={"spotbot"})  # spotbot's lines as JSON too
+step = Step("spotbot-scanner")
+logger = step.logger
 
 
 @functools.lru_cache(maxsize=4)
-def _connect(settings_json: str) -> tuple[Settings, Any, Any]:
+def _connect(settings_json: str) -> tuple[ScannerSettings, Any, Any]:
     """The S3 client and the index, built once per container (keyed by the settings they come from)."""
-    settings = Settings.model_validate_json(settings_json)
+    settings = ScannerSettings.model_validate_json(settings_json)
     s3 = listing_s3_client(settings.s3_endpoint_url, max_pool_connections=settings.scan_parallelism + 8)
     index = open_cloud_index(settings)
     index.ensure_indices()  # idempotent, once per container: the scan may be the first writer of a fresh stack
     return settings, s3, index
 
 
+@step.handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    request = ScanRequest.from_event(event)
+    request = parse_event(ScanRequest, event, step="scan", error=ScanRequestError)
     logger.append_keys(job_id=request.job_id)
-    settings, s3, index = _connect(Settings().model_dump_json())
+    settings, s3, index = _connect(load_role(ScannerSettings).model_dump_json())
     result = scan_assets(
         request,
         settings,

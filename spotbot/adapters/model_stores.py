@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from spotbot.adapters.s3.keys import unquote_etag
 from spotbot.services.models import ARCHIVE, ModelError
 
 PACKAGED_MODELS_PACKAGE = "bots"  # its models/<bot>/<version>/model.tar.gz ship in the wheel
@@ -68,14 +69,14 @@ class S3ModelStore:
 
     def token(self, bot: str, version: str) -> str:
         key = f"{self.prefix}{bot}/{version}/{ARCHIVE}"
-        return self._s3(self.client.head_object, Bucket=self.bucket, Key=key)["ETag"].strip('"')
+        return unquote_etag(self._s3(self.client.head_object, Bucket=self.bucket, Key=key)["ETag"])
 
     def fetch(self, bot: str, version: str, target: Path) -> str:
         key = f"{self.prefix}{bot}/{version}/{ARCHIVE}"
         response = self._s3(self.client.get_object, Bucket=self.bucket, Key=key)
         with open(target, "wb") as file:
             shutil.copyfileobj(response["Body"], file)
-        return response["ETag"].strip('"')
+        return unquote_etag(response["ETag"])
 
     @staticmethod
     def _s3(call: Any, **kwargs: Any) -> Any:

@@ -68,3 +68,47 @@ def open_cloud_index(settings: Settings):  # -> OpenSearchTagIndex
         prefix=settings.opensearch_prefix,
     )
     return index
+
+
+def aws_session(settings: Settings):  # -> boto3.Session
+    import boto3
+
+    return boto3.Session(region_name=settings.region) if settings.region else boto3.Session()
+
+
+def open_workflow_engine(settings: Settings, session=None):  # -> StepFunctionsEngine
+    from spotbot.adapters.aws.stepfunctions import StepFunctionsEngine
+
+    return StepFunctionsEngine((session or aws_session(settings)).client("stepfunctions"), settings.state_machine_arn)
+
+
+def open_bot_endpoints(settings: Settings, index=None, session=None):  # -> BotEndpoints
+    """The endpoint service: SageMaker, the index, Step Functions (which says which jobs are live)."""
+    from spotbot.adapters.aws.sagemaker import SageMakerEndpoints
+    from spotbot.services.endpoints import BotEndpoints, model_data_from_registry
+
+    session = session or aws_session(settings)
+    return BotEndpoints(
+        host=SageMakerEndpoints(session.client("sagemaker")),
+        index=index if index is not None else open_cloud_index(settings),
+        workflow=open_workflow_engine(settings, session),
+        settings=settings,
+        builtin_model_data=model_data_from_registry(settings),
+    )
+
+
+def open_cloud_jobs(settings: Settings):  # -> CloudJobs
+    """What the job API works with: the index (its indices made), Step Functions, Batch and the endpoints."""
+    from spotbot.adapters.aws.batch import BatchQueue
+    from spotbot.services.cloud_jobs import CloudJobs
+
+    index = open_cloud_index(settings)
+    index.ensure_indices()  # idempotent; a fresh stack can take a job on its first request
+    session = aws_session(settings)
+    return CloudJobs(
+        index=index,
+        workflow=open_workflow_engine(settings, session),
+        compute=BatchQueue(session.client("batch"), settings.batch_job_queue),
+        settings=settings,
+        endpoints=open_bot_endpoints(settings, index, session),
+    )

@@ -135,3 +135,13 @@ class JobRunner(Protocol):
 class RunOutcome:
     results: list[ShardResult]
     errors: list[str]
+
+
+from spotbot.ports.control_planes import (  # noqa: E402  (the control planes live in their own module)
+    ComputeJob,
+    ComputeQueue,
+    EndpointDefinition,
+    EndpointHost,
+    Execution,
+    WorkflowEngine,
+)

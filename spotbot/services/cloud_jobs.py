@@ -1,10 +1,10 @@
 """Jobs in AWS: the service functions behind the REST API (lambdas/api).
 
 Submit a job (record it, start its Step Functions execution), look at it (counts from the index,
-the execution's status), cancel it (stop the execution, terminate its Batch jobs), search tags,
-and keep the bring-your-own-bot registry. Each function takes a `CloudJobs` -- the tag index and
-the AWS clients -- and a validated request, and raises the errors below, which the handler turns
-into HTTP answers. No HTTP here beyond naming the request field at fault.
+the execution's status), cancel it (stop the execution, terminate its Batch jobs, release its
+endpoint), and resume it (a new execution that tags what is missing). Each function takes a
+`CloudJobs` -- the tag index and the control-plane ports, built by spotbot.adapters.wiring -- and
+raises spotbot.domain.errors, which the handler turns into HTTP answers.
 
 Idempotency. `POST /jobs` with the same idempotency key twice starts one job. Powertools'
 idempotency utility would need a DynamoDB table, and this stack has none; it needs none, because
@@ -14,64 +14,30 @@ finds the job recorded with its execution ARN and answers it (200), and two raci
 reach `StartExecution` with one name, where one wins and the other gets the same execution back
 (same input) or `ExecutionAlreadyExists` (which is read as "already started"). Exactly one
 execution either way. An explicit `job_id` works the same (it is its own key). A cloud job id is
-used once: Step Functions keeps execution names for 90 days after an execution ends.
+used once: Step Functions keeps execution names for 90 days after an execution ends; a resume
+runs as `<job_id>-r<n>`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import functools
 import hashlib
-import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-
-from spotbot.services.bots import BUILTIN_BOTS
-from spotbot.domain.catalogue import BUILTIN_CATALOGUE
-from spotbot.domain import JOB_ID_PATTERN, Job, JobCounts, JobStatus, new_job_id, utc_now, validate_job_id
+from spotbot.domain import JOB_ID_PATTERN, ConflictError, Job, JobCounts, JobStatus, NotFoundError, UnavailableError, new_job_id
 from spotbot.ports import SearchHit, SearchQuery, TagIndex
+from spotbot.ports.control_planes import ComputeQueue, WorkflowEngine
+from spotbot.services.bot_registry import resolve_cloud_bot
+from spotbot.services.cloud_requests import InvalidRequest, JobSubmission
 from spotbot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-S3_URI_PATTERN = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
-ECR_IMAGE_URI_PATTERN = re.compile(
-    r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
-    r"/[a-z0-9]+(?:[._/-][a-z0-9]+)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$"
-)
-BOT_NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")  # also a valid SageMaker endpoint name
-FILE_TYPE_PATTERN = re.compile(r"^\.[a-z0-9]{1,16}$")
-INSTANCE_TYPE_PATTERN = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
-CONTENT_TYPE_PATTERN = re.compile(r"^[a-z]+/[A-Za-z0-9.+-]+$")
-FINISHED = (JobStatus.COMPLETED, JobStatus.PARTIAL, JobStatus.FAILED)
-BATCH_DONE = ("SUCCEEDED", "FAILED")
-
-
-# errors the API answers with 400, 404 and 409
-
-
-class InvalidRequest(ValueError):
-    """A request that validated as JSON but cannot be done; `field` names the part at fault (body.bot)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-class NotFound(LookupError):
-    pass
-
-
-class Conflict(ValueError):
-    pass
+LIVE = (JobStatus.SUBMITTED, JobStatus.RUNNING)
+RESUMABLE = (JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELLED)
+_RESUME_SUFFIX = re.compile(r"-r(\d+)$")
 
 
 # configuration
@@ -89,124 +55,7 @@ def default_output(settings: Settings) -> str | None:
     return f"s3://{settings.work_bucket}/output" if settings.work_bucket else None
 
 
-# requests
-
-
-def check_s3_uri(value: str | None) -> str | None:
-    if value is not None and not S3_URI_PATTERN.match(value):
-        raise ValueError(
-            f"{value!r} is not an S3 URI: use s3://bucket/prefix (a bucket name is 3-63 lower-case letters, digits, '.' or '-')"
-        )
-    return value
-
-
-class JobSubmission(BaseModel):
-    """The body of POST /jobs."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    source: str = Field(description="The assets to tag, recursively", examples=["s3://my-assets/photos/"])
-    bot: str = Field(
-        min_length=1, max_length=63, description="A built-in bot or a registered one (GET /bots)", examples=["scene-text"]
-    )
-    output: str | None = Field(
-        default=None, description="Where JSON Lines go; default: the stack's output prefix", examples=["s3://my-results/tags"]
-    )
-    workers: int | None = Field(default=None, ge=1, le=1000, description="Most Spot workers at once")
-    shard_size: int | None = Field(default=None, ge=1, le=100_000, description="Assets per shard; default: automatic")
-    model_version: str | None = Field(default=None, min_length=1, max_length=128, description="Pin a model version")
-    job_id: str | None = Field(
-        default=None, description="Name the job (1-80 letters, digits, '-', '_'); default: from the idempotency key, or new"
-    )
-    idempotency_key: str | None = Field(
-        default=None, min_length=1, max_length=256, description="Same key twice, one job (or the Idempotency-Key header)"
-    )
-
-    _s3_uris = field_validator("source", "output")(check_s3_uri)
-
-    @field_validator("job_id")
-    @classmethod
-    def _job_id(cls, value: str | None) -> str | None:
-        return validate_job_id(value) if value is not None else None
-
-
-class BotRegistration(BaseModel):
-    """The body of POST /bots and PUT /bots/{name}: a bot you bring, as a container image."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    name: str = Field(description="Lower-case letters, digits and '-', at most 63", examples=["my-detector"])
-    file_types: list[str] = Field(
-        min_length=1, max_length=100, description="Extensions it reads, with the dot", examples=[[".jpg", ".png"]]
-    )
-    runtime: Literal["sagemaker-endpoint", "in-container"] = Field(
-        description="sagemaker-endpoint: served from a SageMaker endpoint per job; in-container: runs inside the Spot worker"
-    )
-    image_uri: str = Field(description="ECR image: <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag> or @sha256:<digest>")
-    model_data: str | None = Field(
-        default=None, validate_default=True, description="s3://.../model.tar.gz; required for sagemaker-endpoint"
-    )
-    instance_type: str | None = Field(
-        default=None, validate_default=True, description="Endpoint instance type (sagemaker-endpoint); default ml.m5.large"
-    )
-    content_type: str = Field(default="application/octet-stream", description="Content type the bot is sent assets in")
-    input_kind: Literal["image", "text", "bytes"] = Field(default="bytes", description="How in-container bots get assets")
-    model_version: str | None = Field(default=None, max_length=128)
-    description: str = Field(default="", max_length=500)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not BOT_NAME_PATTERN.match(value):
-            raise ValueError(f"bot name {value!r} is not valid: use 1-63 lower-case letters, digits or '-', not at either end")
-        return value
-
-    @field_validator("file_types")
-    @classmethod
-    def _file_types(cls, values: list[str]) -> list[str]:
-        lowered = [value.lower() for value in values]
-        for value in lowered:
-            if not FILE_TYPE_PATTERN.match(value):
-                raise ValueError(f"file type {value!r} is not an extension: start with '.', then letters or digits (.jpg)")
-        return list(dict.fromkeys(lowered))
-
-    @field_validator("image_uri")
-    @classmethod
-    def _image_uri(cls, value: str) -> str:
-        if not ECR_IMAGE_URI_PATTERN.match(value):
-            raise ValueError(
-                f"{value!r} is not an ECR image URI: use <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag> or ...@sha256:<digest>"
-            )
-        return value
-
-    @field_validator("model_data")
-    @classmethod
-    def _model_data(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None and info.data.get("runtime") == "sagemaker-endpoint":
-            raise ValueError("a sagemaker-endpoint bot needs model_data: the s3:// URI of its model.tar.gz")
-        return check_s3_uri(value)
-
-    @field_validator("instance_type")
-    @classmethod
-    def _instance_type(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if info.data.get("runtime") != "sagemaker-endpoint":
-            if value is not None:
-                raise ValueError("instance_type is for sagemaker-endpoint bots only")
-            return None
-        value = value or "ml.m5.large"
-        if not INSTANCE_TYPE_PATTERN.match(value):
-            raise ValueError(f"{value!r} is not a SageMaker instance type, e.g. ml.m5.large")
-        return value
-
-    @field_validator("content_type")
-    @classmethod
-    def _content_type(cls, value: str) -> str:
-        if not CONTENT_TYPE_PATTERN.match(value):
-            raise ValueError(f"{value!r} is not a content type, e.g. image/jpeg")
-        return value
-
-
-# the index and the AWS clients
+# the index and the control planes
 
 
 class CloudTagIndex(TagIndex, Protocol):
@@ -224,30 +73,21 @@ class CloudTagIndex(TagIndex, Protocol):
     def delete_bot(self, name: str) -> bool: ...
 
 
+class EndpointReleaser(Protocol):
+    """What cancel needs of spotbot.services.endpoints.BotEndpoints."""
+
+    def release(self, job_id: str, endpoint_name: str | None = None) -> Any: ...
+
+
 @dataclass
 class CloudJobs:
-    """The tag index and the AWS clients the job API works with; one per Lambda container."""
+    """The tag index and the control planes the job API works with; one per Lambda container."""
 
     index: CloudTagIndex
-    stepfunctions: Any  # boto3 "stepfunctions" client
-    batch: Any  # boto3 "batch" client
+    workflow: WorkflowEngine
+    compute: ComputeQueue
     settings: Settings
-
-    @classmethod
-    def connect(cls, settings: Settings) -> CloudJobs:
-        import boto3
-
-        from spotbot.adapters.wiring import open_cloud_index
-
-        index = open_cloud_index(settings)
-        index.ensure_indices()  # idempotent; a fresh stack can take a job on its first request
-        session = boto3.Session(region_name=settings.region) if settings.region else boto3.Session()
-        return cls(
-            index=index,
-            stepfunctions=session.client("stepfunctions"),
-            batch=session.client("batch"),
-            settings=settings,
-        )
+    endpoints: EndpointReleaser | None = None  # None: the stack serves no bot from an endpoint
 
 
 # jobs
@@ -280,30 +120,29 @@ def _idempotency_key(submission: JobSubmission, header: str | None) -> str | Non
 def submit_job(jobs: CloudJobs, submission: JobSubmission, idempotency_key: str | None = None) -> Submitted:
     """Records the job (SUBMITTED) and starts its execution, named after the job id; at most once per id."""
     if not jobs.settings.state_machine_arn:
-        raise RuntimeError("SPOTBOT_STATE_MACHINE_ARN is not set")
+        raise UnavailableError("SPOTBOT_STATE_MACHINE_ARN is not set")
     job_id = job_id_for(submission, idempotency_key)
-    bot = resolve_cloud_bot(jobs, submission.bot)
+    bot = resolve_cloud_bot(jobs.index, submission.bot)
     output = submission.output or default_output(jobs.settings)
     if output is None:
         raise InvalidRequest("body.output", "no default output is configured (SPOTBOT_DEFAULT_OUTPUT): give an s3:// output")
     output = output.rstrip("/")
 
-    job = jobs.index.get_job(job_id)
-    if job is not None:
-        _check_same_submission(job, submission, output)
-        if job.execution_arn:
-            log.info("job already submitted", extra={"execution_arn": job.execution_arn})
-            return Submitted(job=job, created=False)
-    else:
-        job = Job(
-            job_id=job_id,
-            bot=submission.bot,
-            source=submission.source,
-            output=output,
-            workers=submission.workers or jobs.settings.default_workers,
-            model_version=submission.model_version,
-        )
-    job = job.model_copy(update={"status": JobStatus.SUBMITTED})
+    recorded = jobs.index.get_job(job_id)
+    if recorded is not None:
+        recorded.check_same(bot=submission.bot, source=submission.source, output=output)
+        if recorded.execution_arn:
+            log.info("job already submitted", extra={"execution_arn": recorded.execution_arn})
+            return Submitted(job=recorded, created=False)
+    # new, or recorded by an earlier try whose execution never started: recorded afresh
+    job = Job(
+        job_id=job_id,
+        bot=submission.bot,
+        source=submission.source,
+        output=output,
+        workers=submission.workers or jobs.settings.default_workers,
+        model_version=submission.model_version,
+    )
     jobs.index.save_job(job)
 
     execution_input = {
@@ -318,9 +157,9 @@ def submit_job(jobs: CloudJobs, submission: JobSubmission, idempotency_key: str 
         "bot_config": bot,
     }
     try:
-        execution_arn, created = _start_execution(jobs, job_id, execution_input)
-    except Exception:
-        jobs.index.save_job(job.model_copy(update={"status": JobStatus.FAILED, "finished_at": utc_now()}))
+        execution_arn, created = jobs.workflow.start(job_id, execution_input)
+    except Exception as error:
+        jobs.index.save_job(job.finish(job.counts, error=f"the execution did not start: {error}"))
         raise
     job = job.model_copy(update={"execution_arn": execution_arn})
     jobs.index.save_job(job)
@@ -328,25 +167,50 @@ def submit_job(jobs: CloudJobs, submission: JobSubmission, idempotency_key: str 
     return Submitted(job=job, created=created)
 
 
-def _start_execution(jobs: CloudJobs, job_id: str, execution_input: dict[str, Any]) -> tuple[str, bool]:
-    sfn = jobs.stepfunctions
-    state_machine_arn = jobs.settings.state_machine_arn
-    try:
-        response = sfn.start_execution(
-            stateMachineArn=state_machine_arn, name=job_id, input=json.dumps(execution_input, sort_keys=True)
+def resume_job(jobs: CloudJobs, job_id: str) -> Job:
+    """Starts a new execution `<job_id>-r<n>` of a PARTIAL, FAILED or CANCELLED job; it tags only what is missing.
+
+    The execution gets the input of the job's last one (same bot config, shard size, job definition);
+    the scanner keeps the tasks already done. A job whose execution still runs cannot be resumed (409).
+    """
+    job = _job(jobs, job_id)
+    previous = jobs.workflow.describe(job.execution_arn) if job.execution_arn else None
+    if previous is not None and previous.is_running:
+        raise ConflictError(f"job {job_id} is still running (its execution is RUNNING): cancel it first, or wait")
+    if job.status not in RESUMABLE and not (job.status in LIVE and previous is not None):
+        raise ConflictError(
+            f"job {job_id} is {job.status.value}: only PARTIAL, FAILED or CANCELLED jobs (or one whose execution died) resume"
         )
-        return response["executionArn"], True
-    except sfn.exceptions.ExecutionAlreadyExists:
-        # a racing request (or an earlier try that failed after starting) got there first: the same job
-        execution_arn = execution_arn_for(state_machine_arn, job_id)
-        sfn.describe_execution(executionArn=execution_arn)
-        return execution_arn, False
+    execution_input = dict(previous.input) if previous is not None and previous.input else _input_from(jobs, job)
+    execution_input["job_id"] = job.job_id
+    name = f"{job_id}-r{_resume_number(job) + 1}"
+    execution_arn, created = jobs.workflow.start(name, execution_input)
+    resumed = job.start(jobs.index.counts(job_id)).model_copy(update={"execution_arn": execution_arn})
+    jobs.index.save_job(resumed)
+    log.info("job resumed", extra={"execution_arn": execution_arn, "created": created})
+    return resumed
 
 
-def execution_arn_for(state_machine_arn: str, name: str) -> str:
-    """arn:aws:states:<region>:<account>:stateMachine:<sm> -> ...:execution:<sm>:<name>."""
-    head, _, machine = state_machine_arn.rpartition(":stateMachine:")
-    return f"{head}:execution:{machine}:{name}"
+def _resume_number(job: Job) -> int:
+    """How many resumes the job has had: its execution's name ends in -r<n> after the n-th."""
+    name = (job.execution_arn or "").rpartition(":")[2]
+    match = _RESUME_SUFFIX.search(name) if name != job.job_id else None
+    return int(match.group(1)) if match else 0
+
+
+def _input_from(jobs: CloudJobs, job: Job) -> dict[str, Any]:
+    """The execution input rebuilt from the job record, when the last execution's is gone."""
+    return {
+        "job_id": job.job_id,
+        "bot": job.bot,
+        "source": job.source,
+        "output": job.output,
+        "workers": job.workers,
+        "shard_size": None,
+        "model_version": job.model_version or "",
+        "job_definition": job_definition_for(jobs.settings, job.bot),
+        "bot_config": resolve_cloud_bot(jobs.index, job.bot),
+    }
 
 
 def console_url(execution_arn: str) -> str:
@@ -354,18 +218,8 @@ def console_url(execution_arn: str) -> str:
     return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"
 
 
-def _check_same_submission(job: Job, submission: JobSubmission, output: str) -> None:
-    asked_for = (("bot", job.bot, submission.bot), ("source", job.source, submission.source), ("output", job.output, output))
-    for what, recorded, asked in asked_for:
-        if recorded != asked:
-            raise Conflict(
-                f"job {job.job_id} exists with {what} {recorded!r}, not {asked!r}: "
-                "a job id (or idempotency key) names one job; use a new one"
-            )
-
-
 def accepted(job: Job) -> dict[str, Any]:
-    """The answer to POST /jobs."""
+    """The answer to POST /jobs (and to a resume)."""
     return {
         "job_id": job.job_id,
         "status": job.status.value,
@@ -378,9 +232,8 @@ def accepted(job: Job) -> dict[str, Any]:
 def list_jobs(jobs: CloudJobs, limit: int = 50) -> list[Job]:
     """Newest first; counts of unfinished jobs are read live, finished ones keep the counts Finalize wrote."""
     listed = jobs.index.list_jobs(limit)
-    live = (JobStatus.SUBMITTED, JobStatus.RUNNING)
     return [
-        job.model_copy(update={"counts": jobs.index.counts(job.job_id, consistent=False)}) if job.status in live else job
+        job.model_copy(update={"counts": jobs.index.counts(job.job_id, consistent=False)}) if job.status in LIVE else job
         for job in listed
     ]
 
@@ -401,174 +254,51 @@ def job_detail(jobs: CloudJobs, job_id: str) -> dict[str, Any]:
 def _job(jobs: CloudJobs, job_id: str) -> Job:
     job = jobs.index.get_job(job_id) if JOB_ID_PATTERN.match(job_id) else None
     if job is None:
-        raise NotFound(f"no job {job_id!r}; GET /jobs lists the jobs")
+        raise NotFoundError(f"no job {job_id!r}; GET /jobs lists the jobs")
     return job
 
 
 def _execution(jobs: CloudJobs, execution_arn: str) -> dict[str, Any]:
-    sfn = jobs.stepfunctions
-    try:
-        described = sfn.describe_execution(executionArn=execution_arn)
-    except sfn.exceptions.ExecutionDoesNotExist:
+    described = jobs.workflow.describe(execution_arn)
+    if described is None:
         return {"status": "UNKNOWN", "error": "ExecutionDoesNotExist"}
-    execution: dict[str, Any] = {"status": described["status"]}
-    for key, name in (("startDate", "started_at"), ("stopDate", "stopped_at")):
-        if isinstance(described.get(key), datetime):
-            execution[name] = described[key].isoformat()
-    for key in ("error", "cause"):
-        if described.get(key):
-            execution[key] = described[key]
+    execution: dict[str, Any] = {"status": described.status}
+    for name, value in (("started_at", described.started_at), ("stopped_at", described.stopped_at)):
+        if value is not None:
+            execution[name] = value.isoformat()
+    for key, value in (("error", described.error), ("cause", described.cause)):
+        if value:
+            execution[key] = value
     return execution
 
 
 def cancel_job(jobs: CloudJobs, job_id: str) -> dict[str, Any]:
-    """Stops the execution, terminates the job's unfinished Batch jobs, and marks the job CANCELLED.
+    """Stops the execution, terminates the job's unfinished Batch jobs, marks it CANCELLED, releases its endpoint.
 
-    Batch jobs are found by name: the state machine names each `<job_id>` or `<job_id>-<anything>`
-    on SPOTBOT_BATCH_JOB_QUEUE (Step Functions also terminates a `.sync` Batch job when its execution
-    stops; this covers jobs it has not yet heard of). Cancelling a cancelled job again is harmless;
-    a finished job cannot be cancelled (409).
+    A stopped execution runs no Catch, so the release is done here. Cancelling a cancelled job again
+    is harmless (and releases again, a no-op); a finished job cannot be cancelled (JobFinishedError, 409).
     """
     job = _job(jobs, job_id)
-    if job.status in FINISHED:
-        raise Conflict(f"job {job_id} already ended {job.status.value}: nothing to cancel")
+    cancelled = job.cancel(jobs.index.counts(job_id))  # raises JobFinishedError first: nothing is stopped
     if job.execution_arn:
-        sfn = jobs.stepfunctions
-        try:
-            if sfn.describe_execution(executionArn=job.execution_arn)["status"] == "RUNNING":
-                sfn.stop_execution(executionArn=job.execution_arn, error="spotbot.Cancelled", cause=f"DELETE /jobs/{job_id}")
-        except sfn.exceptions.ExecutionDoesNotExist:
-            pass
-    terminated = terminate_batch_jobs(jobs, job_id)
-    counts = jobs.index.counts(job_id)
-    if job.status != JobStatus.CANCELLED:
-        job = job.model_copy(update={"status": JobStatus.CANCELLED, "counts": counts, "finished_at": utc_now()})
-        jobs.index.save_job(job)
-    log.info("job cancelled", extra={"terminated_batch_jobs": terminated})
+        jobs.workflow.stop(job.execution_arn, error="spotbot.Cancelled", cause=f"DELETE /jobs/{job_id}")
+    terminated = terminate_compute_jobs(jobs, job_id)
+    if cancelled is not job:
+        jobs.index.save_job(cancelled)
+    released = jobs.endpoints.release(job_id, job.endpoint_name) if jobs.endpoints is not None else None
+    log.info("job cancelled", extra={"terminated_batch_jobs": terminated, "endpoint_name": job.endpoint_name})
     detail = job_detail(jobs, job_id)
     detail["terminated_batch_jobs"] = terminated
+    if released is not None:
+        detail["endpoint_released"] = bool(getattr(released, "released", False))
     return detail
 
 
-def terminate_batch_jobs(jobs: CloudJobs, job_id: str) -> list[str]:
-    """Terminates the unfinished Batch jobs named after the job on the worker queue; their ids."""
-    queue = jobs.settings.batch_job_queue
-    if not queue:
-        return []
-    terminated: list[str] = []
-    pages = jobs.batch.get_paginator("list_jobs").paginate(
-        jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [f"{job_id}*"]}]
-    )
-    for page in pages:
-        for summary in page["jobSummaryList"]:
-            name = summary["jobName"]
-            if name != job_id and not name.startswith(f"{job_id}-"):
-                continue  # job-1 must not cancel job-10's workers
-            if summary.get("status") in BATCH_DONE:
-                continue
-            jobs.batch.terminate_job(jobId=summary["jobId"], reason=f"spotbot job {job_id} cancelled")
-            terminated.append(summary["jobId"])
+def terminate_compute_jobs(jobs: CloudJobs, job_id: str) -> list[str]:
+    """Terminates this job's unfinished Batch jobs (exactly its own); their ids."""
+    terminated = []
+    for compute_job in jobs.compute.jobs_of(job_id):
+        if not compute_job.is_finished:
+            jobs.compute.terminate(compute_job.job_id, reason=f"spotbot job {job_id} cancelled")
+            terminated.append(compute_job.job_id)
     return terminated
-
-
-# tags
-
-
-def search_tags(
-    jobs: CloudJobs,
-    query: SearchQuery,
-    after: str | None = None,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of tag records (newest first) and the cursor of the next page (None: no more)."""
-    hits, cursor = jobs.index.search_page(query, decode_cursor(after) if after else None)
-    items = [hit.record.model_dump(mode="json", exclude_none=True) | {"snippet": hit.snippet} for hit in hits]
-    return items, encode_cursor(cursor) if cursor is not None else None
-
-
-def encode_cursor(search_after: list[Any]) -> str:
-    """An opaque, URL-safe page cursor."""
-    return base64.urlsafe_b64encode(json.dumps(search_after, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> list[Any]:
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError):
-        value = None
-    if not isinstance(value, list):
-        raise InvalidRequest("query.after", "is not a cursor this API gave out: pass the `next` of the previous page")
-    return value
-
-
-# bots
-
-
-@functools.cache
-def _builtin_docs() -> tuple[tuple[str, dict[str, Any]], ...]:
-    docs = []
-    for name, info in BUILTIN_CATALOGUE.items():  # not the classes: this Lambda carries no ML packages
-        doc = {
-            "name": name,
-            "file_types": list(info.file_types),
-            "input_kind": info.input_kind,
-            "runtime": "in-container",
-            "model_version": "current",  # each worker takes the model store's current version
-            "description": info.description,
-            "builtin": True,
-        }
-        docs.append((name, doc))
-    return tuple(docs)
-
-
-def builtin_bot_docs() -> dict[str, dict[str, Any]]:
-    return {name: dict(doc) for name, doc in _builtin_docs()}
-
-
-def resolve_cloud_bot(jobs: CloudJobs, name: str) -> dict[str, Any]:
-    """The bot a job names, built in or registered; 400 naming body.bot when there is none."""
-    builtin = builtin_bot_docs()
-    if name in builtin:
-        return builtin[name]
-    doc = jobs.index.get_bot(name) if BOT_NAME_PATTERN.match(name) else None
-    if doc is None:
-        raise InvalidRequest(
-            "body.bot",
-            f"unknown bot {name!r}: built-in bots are {', '.join(sorted(builtin))}; GET /bots lists the registered ones",
-        )
-    return {key: value for key, value in doc.items() if key != "updated_at"} | {"builtin": False}
-
-
-def list_bots(jobs: CloudJobs) -> list[dict[str, Any]]:
-    """The built-in bots, then the registered ones by name."""
-    registered = [doc | {"builtin": False} for doc in jobs.index.list_bots() if doc.get("name") not in BUILTIN_BOTS]
-    return list(builtin_bot_docs().values()) + registered
-
-
-def get_bot(jobs: CloudJobs, name: str) -> dict[str, Any]:
-    builtin = builtin_bot_docs()
-    if name in builtin:
-        return builtin[name]
-    doc = jobs.index.get_bot(name) if BOT_NAME_PATTERN.match(name) else None
-    if doc is None:
-        raise NotFound(f"no bot {name!r}; GET /bots lists the bots")
-    return doc | {"builtin": False}
-
-
-def register_bot(jobs: CloudJobs, bot: BotRegistration, *, replace: bool) -> tuple[dict[str, Any], bool]:
-    """Stores the bot; (its document, created). Built-in names are taken (409); so is an existing name unless replace."""
-    if bot.name in BUILTIN_BOTS:
-        raise Conflict(f"{bot.name!r} is a built-in bot: register yours under another name")
-    exists = jobs.index.get_bot(bot.name) is not None
-    if exists and not replace:
-        raise Conflict(f"bot {bot.name!r} is registered already: PUT /bots/{bot.name} replaces it")
-    doc = bot.model_dump(mode="json", exclude_none=True) | {"updated_at": utc_now().isoformat()}
-    jobs.index.save_bot(doc)
-    log.info("bot registered", extra={"bot": bot.name, "replaced": exists})
-    return doc | {"builtin": False}, not exists
-
-
-def delete_bot(jobs: CloudJobs, name: str) -> None:
-    if name in BUILTIN_BOTS:
-        raise Conflict(f"{name!r} is a built-in bot and cannot be deleted")
-    if not (BOT_NAME_PATTERN.match(name) and jobs.index.delete_bot(name)):
-        raise NotFound(f"no bot {name!r}; GET /bots lists the bots")

@@ -11,10 +11,15 @@ tagging and released after it (the "Start bot endpoint" and "Release endpoint" s
   `spotbot-<bot>-<sha256 of image, model data, instance type, environment>[:10]`, so jobs of the
   same bot and model share an endpoint, and a new image or model gets a new one. `ensure` creates
   only what is missing and takes an endpoint that is InService, Creating or Updating as it is.
-- Release. An endpoint is deleted (with its config and model) only when no other live job
-  (SUBMITTED or RUNNING) uses it. Which endpoint a job uses is its `endpoint_name`, once Job records
-  it; until then it is derived from the job's bot and model version, the same way `ensure` named it.
-  Releasing nothing, or an endpoint already gone, is a no-op, so the failure path may release twice.
+- Release. `release(job_id)` finds the endpoint on the job record (`ensure` records `endpoint_name`
+  before it creates anything, so a failure at any point can find it). It is deleted (with its config
+  and model) only when no other live job uses it. Live means the job's execution is RUNNING in Step
+  Functions (the WorkflowEngine), not a status in the index: a job whose execution died without
+  finalizing (stopped in the console, States.Runtime) pins no endpoint. Which endpoint another job
+  uses is its `endpoint_name`; for an older record without one it is derived from its bot and model
+  version, the way `ensure` names it. Releasing nothing, or an endpoint already gone, is a no-op,
+  so the failure path may release twice.
+- No assets, no endpoint: `ensure` given `tasks: 0` (the scan's task count) starts nothing.
 - Retryable states raise EndpointBusyError: `ensure` on an endpoint being deleted (or failed, which
   it deletes), `release` on one still being created or updated. The state machine retries both.
 """
@@ -29,11 +34,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
 
-from botocore.exceptions import ClientError
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 
 from spotbot.services.bots import BUILTIN_BOTS, UnknownBotError
-from spotbot.domain import Job, JobStatus
+from spotbot.domain import BadInputError, Job, JobStatus, UnavailableError
+from spotbot.ports.control_planes import EndpointDefinition, EndpointHost, WorkflowEngine
 from spotbot.services.models import ARCHIVE, ModelError
 from spotbot.settings import Settings
 
@@ -54,7 +59,7 @@ _MAX_NAME = 63  # SageMaker model, endpoint config and endpoint names
 _NOT_NAME_CHARS = re.compile(r"[^a-zA-Z0-9-]+")
 
 
-class EndpointBusyError(RuntimeError):
+class EndpointBusyError(UnavailableError):
     """The endpoint is between states (being deleted, created or updated): retry the step shortly."""
 
 
@@ -74,6 +79,7 @@ class EnsureEndpoint(_Request):
     job_id: str
     bot: str = Field(min_length=1)
     model_version: Annotated[str | None, BeforeValidator(_none_if_empty)] = None
+    tasks: int | None = Field(default=None, ge=0)  # the scan's task count, when it ran first: 0 starts nothing
 
 
 class DescribeEndpoint(_Request):
@@ -82,6 +88,8 @@ class DescribeEndpoint(_Request):
 
 
 class ReleaseEndpoint(_Request):
+    """`{"action": "release", "job_id"}`: the endpoint comes from the job record; an explicit name also works."""
+
     action: Literal["release"]
     job_id: str
     endpoint_name: Annotated[str | None, BeforeValidator(_none_if_empty)] = None
@@ -97,19 +105,11 @@ class ReleaseEndpoint(_Request):
 
 
 EndpointRequest = Annotated[EnsureEndpoint | DescribeEndpoint | ReleaseEndpoint, Field(discriminator="action")]
-_REQUEST = TypeAdapter(EndpointRequest)
+REQUEST = TypeAdapter(EndpointRequest)
 
 
-class EndpointRequestError(ValueError):
+class EndpointRequestError(BadInputError):
     """The step's input is not valid (no or unknown action, a missing field)."""
-
-
-def parse_request(event: dict[str, Any]) -> EnsureEndpoint | DescribeEndpoint | ReleaseEndpoint:
-    try:
-        return _REQUEST.validate_python(event)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in error.errors())
-        raise EndpointRequestError(f"endpoint step input is not valid: {problems}") from None
 
 
 # what a bot is served from
@@ -127,6 +127,16 @@ class EndpointSpec:
     @property
     def environment(self) -> dict[str, str]:
         return {"SPOTBOT_BOT": self.bot}
+
+    def definition(self) -> EndpointDefinition:
+        return EndpointDefinition(
+            name=self.name,
+            image_uri=self.image_uri,
+            model_data=self.model_data,
+            instance_type=self.instance_type,
+            environment=self.environment,
+            tags={"spotbot:bot": self.bot},
+        )
 
     @property
     def name(self) -> str:
@@ -176,6 +186,8 @@ class EndpointJobIndex(Protocol):
     """What endpoints need of the cloud index: the bot registry and the jobs."""
 
     def get_bot(self, name: str) -> dict[str, Any] | None: ...
+    def get_job(self, job_id: str) -> Job | None: ...
+    def save_job(self, job: Job) -> None: ...
     def list_jobs(self, limit: int = 50, *, consistent: bool = False) -> list[Job]: ...
 
 
@@ -202,29 +214,17 @@ class BotEndpoints:
 
     def __init__(
         self,
-        sagemaker: Any,  # boto3 "sagemaker" client
+        host: EndpointHost,
         index: EndpointJobIndex,
+        workflow: WorkflowEngine,
         settings: Settings,
         builtin_model_data: ModelDataLookup | None = None,
     ) -> None:
-        self.sagemaker = sagemaker
+        self.host = host
         self.index = index
+        self.workflow = workflow  # says which jobs are live: their executions are RUNNING
         self.settings = settings
         self.builtin_model_data = builtin_model_data or (lambda bot, version: None)
-
-    @classmethod
-    def connect(cls, settings: Settings) -> BotEndpoints:
-        import boto3
-
-        from spotbot.adapters.wiring import open_cloud_index
-
-        session = boto3.Session(region_name=settings.region) if settings.region else boto3.Session()
-        return cls(
-            session.client("sagemaker"),
-            open_cloud_index(settings),
-            settings,
-            model_data_from_registry(settings),
-        )
 
     # which endpoint
 
@@ -234,7 +234,7 @@ class BotEndpoints:
             if self.settings.builtin_bot_runtime != SAGEMAKER_ENDPOINT:
                 return None
             if not self.settings.serving_image_uri:
-                raise ValueError("SPOTBOT_SERVING_IMAGE_URI is not set: built-in bots on endpoints need the serving image")
+                raise BadInputError("SPOTBOT_SERVING_IMAGE_URI is not set: built-in bots on endpoints need the serving image")
             return EndpointSpec(
                 bot=bot,
                 image_uri=self.settings.serving_image_uri,
@@ -255,7 +255,7 @@ class BotEndpoints:
                 "register the version you want (PUT /bots) or do not pin one"
             )
         if not doc.get("image_uri") or not doc.get("model_data"):
-            raise ValueError(f"bot {bot!r} is registered without image_uri or model_data: register it again (PUT /bots)")
+            raise BadInputError(f"bot {bot!r} is registered without image_uri or model_data: register it again (PUT /bots)")
         return EndpointSpec(
             bot=bot,
             image_uri=doc["image_uri"],
@@ -265,77 +265,94 @@ class BotEndpoints:
 
     # the three actions
 
-    def ensure(self, job_id: str, bot: str, model_version: str | None = None) -> Ensured:
-        """The bot's endpoint, created when there is none; not needed for bots that run in the container."""
+    def ensure(self, job_id: str, bot: str, model_version: str | None = None, *, tasks: int | None = None) -> Ensured:
+        """The bot's endpoint, created when there is none; none for in-container bots or a job with no tasks."""
         spec = self.spec_for(bot, model_version)
         if spec is None:
             return Ensured(runtime=IN_CONTAINER, endpoint_name=None, status=NOT_NEEDED)
+        if tasks == 0:
+            log.info("no assets to tag: no endpoint started", extra={"bot": bot})
+            return Ensured(runtime=SAGEMAKER_ENDPOINT, endpoint_name=None, status=NOT_NEEDED)
         name = spec.name
-        described = self._describe(name)
-        status = described.get("EndpointStatus") if described else None
+        self._record(job_id, name)  # first: a failure from here on can release it
+        described = self.host.describe(name)
+        status = described["status"] if described else None
         if status in USABLE:
             log.info("bot endpoint exists", extra={"endpoint_name": name, "endpoint_status": status})
             return Ensured(runtime=SAGEMAKER_ENDPOINT, endpoint_name=name, status=status)
         if status == "Failed":
-            self._ignore_missing(self.sagemaker.delete_endpoint, EndpointName=name)
+            self.host.delete_endpoint(name)
             raise EndpointBusyError(
-                f"endpoint {name} had failed ({described.get('FailureReason', 'no reason given')}); "
+                f"endpoint {name} had failed ({described.get('failure_reason', 'no reason given')}); "
                 "it is being deleted: retry to create it again"
             )
         if status is not None:  # Deleting, OutOfService, ...
             raise EndpointBusyError(f"endpoint {name} is {status}: retry once it is gone")
-        self._create(spec)
+        if not self.settings.sagemaker_role_arn:
+            raise BadInputError("SPOTBOT_SAGEMAKER_ROLE_ARN is not set: SageMaker endpoints need an execution role")
+        self.host.create(spec.definition(), self.settings.sagemaker_role_arn)
         log.info("bot endpoint created", extra={"endpoint_name": name, "bot": bot, "for_job": job_id})
         return Ensured(runtime=SAGEMAKER_ENDPOINT, endpoint_name=name, status="Creating")
+
+    def _record(self, job_id: str, endpoint_name: str) -> None:
+        job = self.index.get_job(job_id)
+        if job is None:
+            log.warning("ensuring an endpoint for a job not in the index", extra={"endpoint_name": endpoint_name})
+        elif job.endpoint_name != endpoint_name:
+            self.index.save_job(job.record_endpoint(endpoint_name))
 
     def describe(self, endpoint_name: str | None) -> dict[str, Any]:
         """`{"endpoint_name", "status", "failure_reason"?}`; NotNeeded for no endpoint, NotFound for a missing one."""
         if endpoint_name is None:
             return {"endpoint_name": None, "status": NOT_NEEDED}
-        described = self._describe(endpoint_name)
-        if described is None:
-            return {"endpoint_name": endpoint_name, "status": NOT_FOUND}
-        answer = {"endpoint_name": endpoint_name, "status": described["EndpointStatus"]}
-        if described.get("FailureReason"):
-            answer["failure_reason"] = described["FailureReason"]
-        return answer
+        described = self.host.describe(endpoint_name)
+        return {"endpoint_name": endpoint_name} | (described or {"status": NOT_FOUND})
 
-    def release(self, job_id: str, endpoint_name: str | None) -> Released:
-        """Deletes the endpoint, its config and its model, unless another live job uses it."""
+    def release(self, job_id: str, endpoint_name: str | None = None) -> Released:
+        """Deletes the job's endpoint (named, or recorded on the job), its config and model, unless a live job uses it."""
+        if endpoint_name is None:
+            job = self.index.get_job(job_id)
+            endpoint_name = job.endpoint_name if job is not None else None
         if endpoint_name is None:
             return Released(released=False, in_use_by=[])
         if not endpoint_name.startswith(NAME_PREFIX):
-            raise ValueError(f"{endpoint_name!r} is not an endpoint spotbot made (they start with {NAME_PREFIX!r})")
+            raise BadInputError(f"{endpoint_name!r} is not an endpoint spotbot made (they start with {NAME_PREFIX!r})")
         in_use_by = self.jobs_using(endpoint_name, excluding=job_id)
         if in_use_by:
             log.info("bot endpoint kept", extra={"endpoint_name": endpoint_name, "in_use_by": in_use_by})
             return Released(released=False, in_use_by=in_use_by)
-        described = self._describe(endpoint_name)
-        status = described.get("EndpointStatus") if described else None
+        described = self.host.describe(endpoint_name)
+        status = described["status"] if described else None
         if status in SETTLING:
             raise EndpointBusyError(f"endpoint {endpoint_name} is {status}: retry the release once it settles")
-        deleted = status not in (None, "Deleting") and self._ignore_missing(
-            self.sagemaker.delete_endpoint, EndpointName=endpoint_name
-        )
-        # the config and model share the endpoint's name; a release cut short left them behind
-        self._ignore_missing(self.sagemaker.delete_endpoint_config, EndpointConfigName=endpoint_name)
-        self._ignore_missing(self.sagemaker.delete_model, ModelName=endpoint_name)
+        deleted = status not in (None, "Deleting") and self.host.delete_endpoint(endpoint_name)
+        self.host.delete_leftovers(endpoint_name)  # a release cut short left the config and model behind
         log.info("bot endpoint released", extra={"endpoint_name": endpoint_name, "deleted": deleted})
         return Released(released=deleted, in_use_by=[])
 
     def jobs_using(self, endpoint_name: str, excluding: str | None = None) -> list[str]:
-        """Live jobs (SUBMITTED or RUNNING) other than `excluding` that use the endpoint."""
+        """Live jobs other than `excluding` that use the endpoint: unfinished in the index, execution RUNNING."""
         derived: dict[tuple[str, str | None], str | None] = {}
         return sorted(
             job.job_id
             for job in self.index.list_jobs(LIVE_JOBS_SCANNED, consistent=True)
-            if job.status in LIVE and job.job_id != excluding and self._uses(job, endpoint_name, derived)
+            if job.status in LIVE
+            and job.job_id != excluding
+            and self._uses(job, endpoint_name, derived)
+            and self._is_live(job)
         )
 
+    def _is_live(self, job: Job) -> bool:
+        if not job.execution_arn:
+            return False  # its execution never started; when it does, it ensures the endpoint again
+        running = self.workflow.is_running(job.execution_arn)
+        if not running:
+            log.warning("job's execution is not running: it keeps no endpoint", extra={"other_job": job.job_id})
+        return running
+
     def _uses(self, job: Job, endpoint_name: str, derived: dict[tuple[str, str | None], str | None]) -> bool:
-        recorded = getattr(job, "endpoint_name", None)  # once Job records it, that is the answer
-        if recorded is not None:
-            return recorded == endpoint_name
+        if job.endpoint_name is not None:
+            return job.endpoint_name == endpoint_name
         key = (job.bot, job.model_version)
         if key not in derived:
             try:
@@ -346,83 +363,3 @@ class BotEndpoints:
                 return is_endpoint_of(endpoint_name, job.bot)
             derived[key] = spec.name if spec else None
         return derived[key] == endpoint_name
-
-    # SageMaker
-
-    def _create(self, spec: EndpointSpec) -> None:
-        if not self.settings.sagemaker_role_arn:
-            raise ValueError("SPOTBOT_SAGEMAKER_ROLE_ARN is not set: SageMaker endpoints need an execution role")
-        name = spec.name
-        tags = [{"Key": "spotbot:bot", "Value": spec.bot}]
-        container: dict[str, Any] = {"Image": spec.image_uri, "Environment": spec.environment}
-        if spec.model_data:
-            container["ModelDataUrl"] = spec.model_data
-        if not self._exists(self.sagemaker.describe_model, ModelName=name):
-            self._ignore_existing(
-                self.sagemaker.create_model,
-                ModelName=name,
-                PrimaryContainer=container,
-                ExecutionRoleArn=self.settings.sagemaker_role_arn,
-                Tags=tags,
-            )
-        if not self._exists(self.sagemaker.describe_endpoint_config, EndpointConfigName=name):
-            self._ignore_existing(
-                self.sagemaker.create_endpoint_config,
-                EndpointConfigName=name,
-                ProductionVariants=[
-                    {
-                        "VariantName": "bot",
-                        "ModelName": name,
-                        "InstanceType": spec.instance_type,
-                        "InitialInstanceCount": 1,
-                    }
-                ],
-                Tags=tags,
-            )
-        # a racing job creating the same endpoint is fine: it is the same content
-        self._ignore_existing(self.sagemaker.create_endpoint, EndpointName=name, EndpointConfigName=name, Tags=tags)
-
-    def _describe(self, endpoint_name: str) -> dict[str, Any] | None:
-        try:
-            return self.sagemaker.describe_endpoint(EndpointName=endpoint_name)
-        except ClientError as error:
-            if _is_missing(error):
-                return None
-            raise
-
-    def _exists(self, describe: Callable[..., Any], **names: str) -> bool:
-        return self._ignore_missing(describe, **names)  # a describe that finds nothing is a missing one
-
-    @staticmethod
-    def _ignore_missing(call: Callable[..., Any], **kwargs: Any) -> bool:
-        """Calls a describe or a delete; False when there was nothing by that name."""
-        try:
-            call(**kwargs)
-        except ClientError as error:
-            if _is_missing(error):
-                return False
-            raise
-        return True
-
-    @staticmethod
-    def _ignore_existing(call: Callable[..., Any], **kwargs: Any) -> None:
-        try:
-            call(**kwargs)
-        except ClientError as error:
-            if not _already_exists(error):
-                raise
-
-
-def _code_and_message(error: ClientError) -> tuple[str, str]:
-    details = error.response.get("Error", {})
-    return str(details.get("Code", "")), str(details.get("Message", ""))
-
-
-def _is_missing(error: ClientError) -> bool:
-    code, message = _code_and_message(error)
-    return code in ("ValidationException", "ValidationError", "ResourceNotFound") and "could not find" in message.lower()
-
-
-def _already_exists(error: ClientError) -> bool:
-    code, message = _code_and_message(error)
-    return code in ("ValidationException", "ValidationError", "ResourceInUse") and "already exist" in message.lower()

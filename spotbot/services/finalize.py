@@ -1,7 +1,9 @@
 """Finalizing a cloud job (the "Finalize" step): its counts from the index, its final status, its summary.
 
 The status is the job's own rule (spotbot.domain.job.Job.finish): the task counts decide, FAILED
-when the state machine caught an error (whose text the job keeps), and CANCELLED stays CANCELLED. The summary `_job.json`
+when the state machine caught an error (whose text the job keeps), and CANCELLED stays CANCELLED.
+A Batch failure caught after some assets were tagged (an array job with failed children) leaves a
+PARTIAL job -- its counts decide, the error text is kept -- which `resume` finishes. The summary `_job.json`
 goes beside the output (`<output>/<job_id>/_job.json`) before the job is saved, so a job that reads
 as finished always has its summary. Finalizing again (a retried step) gives the same answer.
 """
@@ -23,7 +25,6 @@ from spotbot.ports import OutputStore
 log = logging.getLogger(__name__)
 
 
-
 class JobNotFoundError(NotFoundError):
     """The job to finalize is not in the index."""
 
@@ -35,6 +36,14 @@ class CaughtError(BaseModel):
 
     Error: str = "States.Unknown"
     Cause: str | None = None
+
+    def is_from_batch(self) -> bool:
+        """The tagging step's Batch job failed (some children did): its cause is the Batch job's description."""
+        try:
+            parsed = json.loads(self.Cause or "")
+        except ValueError:
+            return False
+        return isinstance(parsed, dict) and bool({"JobId", "JobArn", "StatusReason", "Attempts"} & parsed.keys())
 
     def text(self) -> str:
         """`<Error>: <message>`; a Lambda's JSON cause gives its errorMessage, anything else is kept as it is."""
@@ -89,7 +98,10 @@ def finalize_job(
         raise JobNotFoundError(f"no job {request.job_id!r} in the index")
     counts = index.counts(request.job_id)
     error = request.error.text() if request.error else None
-    finished = job.finish(counts, error=error)
+    if error is not None and counts.done and request.error.is_from_batch():
+        finished = job.finish(counts).model_copy(update={"error": error})  # what was tagged stands: PARTIAL
+    else:
+        finished = job.finish(counts, error=error)
     status = finished.status
     summary = open_output(request.output or job.output).write_summary(finished)
     index.save_job(finished)

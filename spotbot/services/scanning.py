@@ -49,21 +49,24 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
-import threading
 import time
-from collections import Counter
+
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spotbot.adapters.s3.assets import parse_s3_uri
+from spotbot.adapters.s3.listing import (  # noqa: F401  (the step's errors, caught by name)
+    KeyRange,
+    ParallelLister,
+    ScanError,
+    SourceAccessDeniedError,
+    SourceNotFoundError,
+)
 from spotbot.domain.catalogue import BUILTIN_CATALOGUE
-from spotbot.domain import AssetRef, Task, TooManyShardsError, plan_tasks, validate_job_id
+from spotbot.domain import AssetRef, BadInputError, Job, JobCounts, JobStatus, Task, TooManyShardsError, plan_tasks, validate_job_id
 from spotbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,7 +75,6 @@ DEFAULT_SHARD_SIZE = 500
 LAMBDA_SAFETY_MARGIN_S = 30.0  # time kept back from the Lambda's limit for the requests in flight and the last shard
 INLINE_WORK_BYTES = 32 * 1024  # a bigger work list goes to the work bucket (Step Functions state: 256 KB)
 CLASSIFY_BATCH = 5_000  # found assets looked up in the index at once
-PROBE_KEYS = 100  # page size for the rest of a range that looks done
 TOKEN_VERSION = 1
 
 # The built-in bots' file types from the catalogue, so the scanner Lambda need not import the bots
@@ -82,20 +84,8 @@ BUILTIN_FILE_TYPES: dict[str, tuple[str, ...]] = {name: bot.file_types for name,
 # errors: the state machine catches them by name (a Lambda error's errorType is the class name)
 
 
-class ScanError(RuntimeError):
-    """The scan cannot go on; the message says why and what to do."""
-
-
-class ScanRequestError(ScanError, ValueError):
+class ScanRequestError(ScanError, BadInputError):
     """The step's input is not valid: a bad source URI, an unknown bot, a foreign continuation."""
-
-
-class SourceNotFoundError(ScanError):
-    """The source bucket does not exist."""
-
-
-class SourceAccessDeniedError(ScanError):
-    """The scanner may not list the source."""
 
 
 # the request
@@ -124,14 +114,6 @@ class ScanRequest(BaseModel):
         bucket, _ = parse_s3_uri(value)
         return value
 
-    @classmethod
-    def from_event(cls, event: dict[str, Any]) -> ScanRequest:
-        try:
-            return cls.model_validate(event)
-        except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in error.errors())
-            raise ScanRequestError(f"scan input is not valid: {problems}") from None
-
 
 class BotRegistry(Protocol):
     def get_bot(self, name: str) -> dict[str, Any] | None: ...
@@ -156,287 +138,6 @@ def file_types_for(bot: str, registry: BotRegistry | None = None) -> tuple[str, 
     )
 
 
-# shards
-
-
-def listing_s3_client(endpoint_url: str | None = None, max_pool_connections: int = 24) -> Any:
-    """An S3 client for the scanner: its responses keep timestamps as text.
-
-    botocore parses every LastModified with dateutil, over half the CPU of reading a 1,000-key
-    page; the scanner never looks at it, and a Lambda's CPU is what bounds parallel listing.
-    """
-    import boto3
-    import botocore.session
-    from botocore.config import Config
-
-    session = botocore.session.Session()
-    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=lambda value: value)
-    return boto3.session.Session(botocore_session=session).client(
-        "s3",
-        endpoint_url=endpoint_url,
-        config=Config(retries={"mode": "adaptive", "max_attempts": 8}, max_pool_connections=max_pool_connections),
-    )
-
-
-
-@dataclass(frozen=True)
-class KeyRange:
-    """Keys under `prefix` with after < key <= through (through None: no upper bound), listed whole or by folder.
-
-    A `probe` range is the rest of a range that looks nearly done: it asks for PROBE_KEYS keys, not a
-    full page, since S3 cannot stop at `through` and would send a page of keys past it.
-    """
-
-    prefix: str
-    after: str = ""
-    through: str | None = None
-    by_folder: bool = False
-    probe: bool = False
-
-    def to_json(self) -> list[Any]:
-        return [self.prefix, self.after, self.through, int(self.by_folder), int(self.probe)]
-
-    @classmethod
-    def from_json(cls, item: list[Any]) -> KeyRange:
-        prefix, after, through, by_folder, probe = item
-        return cls(prefix, after, through, bool(by_folder), bool(probe))
-
-    def holds(self, name: str) -> bool:
-        return name > self.after and (self.through is None or name <= self.through)
-
-
-def split_points(prefix: str, last: str, through: str | None, names: list[str], max_points: int) -> list[str]:
-    """Strings between `last` and `through` that cut the rest of a range into parts, from the page's key alphabet.
-
-    Each is `last[:j] + c` with c above last[j], at the positions j from where the range starts up
-    to where the page's names start to differ (that one only when the page took just a few steps
-    there): each part then spans about as much key space as the page did or more, so it is worth a
-    request of its own. None when the rest looks smaller (listed on as one range). No point has a
-    '/' past `prefix`.
-    """
-    start = len(prefix)
-    if through is not None:
-        start = max(start, len(_common_prefix(last, through)))
-    slash = last.find("/", len(prefix))
-    limit = slash if slash >= 0 else len(last)
-    vary = min(max(len(_common_prefix(names[0], last)) if names else limit, start), limit)
-    positions = list(range(start, vary))
-    if vary == start or len({name[vary] for name in names if len(name) > vary}) <= 2:
-        positions.append(vary)  # the page moved a step or two there: a step is worth a part of its own
-    # the characters where the page's names vary (digits of a counter, say); else every character seen
-    narrow = {name[j] for name in [*names, last] for j in range(start, min(len(name), vary + 1))} - {"/"}
-    if any(c.isdigit() for c in narrow):  # a counter: its digits not seen yet come later
-        narrow |= set("0123456789")
-    broad = {c for name in [*names, last] for c in name[len(prefix) :]} - {"/"}
-    points: set[str] = set()
-    for alphabet in (sorted(narrow), sorted(broad - narrow)):
-        for j in positions:
-            head, here = last[:j], last[j] if j < len(last) else ""
-            for c in alphabet:
-                point = head + c
-                if c > here and (through is None or point < through):
-                    points.add(point)
-        if points:
-            break
-    ordered = sorted(points)
-    if len(ordered) > max_points:  # keep an even spread
-        step = len(ordered) / max_points
-        ordered = [ordered[int(i * step)] for i in range(max_points)]
-    return ordered
-
-
-def _common_prefix(a: str, b: str) -> str:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return a[:n]
-
-
-def _split(r: KeyRange, last: str, points: list[str], by_folder: bool) -> list[KeyRange]:
-    """r's rest after `last`, cut at points; the first part, the rest of last's own step, is probed."""
-    bounds = [last, *points]
-    parts = [KeyRange(r.prefix, lo, hi, by_folder, probe=i == 0) for i, (lo, hi) in enumerate(zip(bounds, points))]
-    parts.append(KeyRange(r.prefix, bounds[-1], r.through, by_folder))
-    return parts
-
-
-class ParallelLister:
-    """Lists key ranges of one bucket with up to `parallelism` requests at a time, until done or a deadline.
-
-    Each range costs one request; what is left of it comes back as new ranges, listed in turn. At
-    least one request runs per `run`, so every call makes progress however small its budget.
-    """
-
-    def __init__(
-        self,
-        s3: Any,
-        bucket: str,
-        file_types: tuple[str, ...],
-        parallelism: int,
-        *,
-        max_points: int | None = None,
-        page_size: int = 1000,
-    ) -> None:
-        self.s3 = s3
-        self.bucket = bucket
-        self.file_types = tuple(t.lower() for t in file_types)
-        self.parallelism = max(1, parallelism)
-        self.max_points = max_points or min(64, max(8, 3 * self.parallelism))
-        self.page_size = page_size
-        self.requests = 0
-        self.keys_listed = 0
-        self._lock = threading.Lock()
-
-    def run(
-        self, work: list[KeyRange], on_assets: Callable[[list[AssetRef]], None], deadline: float
-    ) -> list[KeyRange]:
-        """Lists until the work is done or the deadline passes; calls on_assets (in this thread) as pages
-        come in; returns the ranges not listed yet."""
-        results: queue.Queue = queue.Queue(maxsize=64)  # back-pressure: listing waits while assets are written
-        left: list[KeyRange] = []
-        lock = threading.Lock()
-        outstanding = 1  # this thread's hold, until the first ranges are all submitted
-        started = 0  # requests of this run
-        failure: list[BaseException] = []
-        stop = threading.Event()
-        done_marker = object()
-
-        def submit(r: KeyRange) -> None:
-            nonlocal outstanding
-            with lock:
-                outstanding += 1
-            pool.submit(task, r)
-
-        def task(r: KeyRange) -> None:
-            nonlocal started
-            try:
-                with self._lock:
-                    late = stop.is_set() or (started > 0 and time.monotonic() >= deadline)
-                    if not late:
-                        started += 1
-                        self.requests += 1
-                if late:
-                    with lock:
-                        left.append(r)
-                    return
-                assets, more = self._list(r)
-                if assets:
-                    results.put(assets)
-                for child in more:
-                    submit(child)
-            except BaseException as error:  # handed to the caller's thread
-                with lock:
-                    failure.append(error)
-                    left.append(r)
-                stop.set()
-            finally:
-                release()
-
-        def release() -> None:
-            nonlocal outstanding
-            with lock:
-                outstanding -= 1
-                finished = outstanding == 0
-            if finished:
-                results.put(done_marker)
-
-        pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="scan")
-        try:
-            for r in work:
-                submit(r)
-            release()
-            while True:
-                item = results.get()
-                if item is done_marker:
-                    break
-                if not stop.is_set():
-                    try:
-                        on_assets(item)
-                    except BaseException:
-                        stop.set()
-                        _drain(results, done_marker)
-                        raise
-        finally:
-            pool.shutdown(wait=True)
-        if failure:
-            raise failure[0]
-        return sorted(left, key=lambda r: (r.prefix, r.after))
-
-    def _list(self, r: KeyRange) -> tuple[list[AssetRef], list[KeyRange]]:
-        page_size = min(PROBE_KEYS, self.page_size) if r.probe else self.page_size
-        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": r.prefix, "MaxKeys": page_size}
-        if r.after:
-            params["StartAfter"] = r.after
-        if r.by_folder:
-            params["Delimiter"] = "/"
-        try:
-            page = self.s3.list_objects_v2(**params)
-        except ClientError as error:
-            raise source_error(self.bucket, r.prefix, error) from error
-        contents = page.get("Contents", [])
-        folders = [p["Prefix"] for p in page.get("CommonPrefixes", [])]
-        with self._lock:
-            self.keys_listed += len(contents)
-        assets = [
-            AssetRef(uri=f"s3://{self.bucket}/{item['Key']}", etag=item["ETag"].strip('"'), size=item["Size"])
-            for item in contents
-            if r.holds(item["Key"]) and self._wanted(item["Key"])
-        ]
-        more = [KeyRange(folder) for folder in folders if r.holds(folder)]  # a new folder: flat first
-        names = sorted(name for name in [*(item["Key"] for item in contents), *folders] if name > r.after)
-        if page.get("IsTruncated"):
-            if not names:
-                raise ScanError(f"S3 answered a truncated page with no key after {r.after!r} under {r.prefix!r}")
-            if r.through is None or names[-1] < r.through:
-                more.extend(self._rest(r, names))
-        return assets, more
-
-    def _wanted(self, key: str) -> bool:
-        return not key.endswith("/") and key.lower().endswith(self.file_types)
-
-    def _rest(self, r: KeyRange, names: list[str]) -> list[KeyRange]:
-        """The ranges that cover what is left of r after a truncated page ending at names[-1]."""
-        last = names[-1]
-        if r.probe:  # more than it looked: list on with full pages (split again if they come back full)
-            return [KeyRange(r.prefix, last, r.through, r.by_folder)]
-        big_folders = _folders_are_big(r.prefix, names, max(2, len(names) // 20))
-        rel = last[len(r.prefix) :]
-        if not r.by_folder and "/" in rel and big_folders:
-            # descend: the rest of last's folder flat, and the folders after it found by delimiter
-            folder = r.prefix + rel[: rel.index("/") + 1]
-            return [KeyRange(folder, last), KeyRange(r.prefix, folder, r.through, by_folder=True)]
-        points = split_points(r.prefix, last, r.through, names, self.max_points)
-        if not points and r.through is not None and not r.probe:
-            return [KeyRange(r.prefix, last, r.through, r.by_folder, probe=True)]
-        return _split(r, last, points, by_folder=r.by_folder or big_folders)
-
-
-def _folders_are_big(prefix: str, names: list[str], small: int) -> bool:
-    """Whether the page's keys sit in sub-folders of `small` or more keys each (on average)."""
-    in_folders = Counter(name[len(prefix) :].split("/", 1)[0] for name in names if "/" in name[len(prefix) :])
-    return bool(in_folders) and sum(in_folders.values()) / len(in_folders) >= small
-
-
-def _drain(results: queue.Queue, done_marker: object) -> None:
-    while results.get() is not done_marker:
-        pass
-
-
-def source_error(bucket: str, prefix: str, error: ClientError) -> ScanError:
-    code = error.response.get("Error", {}).get("Code", "")
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    where = f"s3://{bucket}/{prefix}"
-    if code == "NoSuchBucket":
-        return SourceNotFoundError(f"cannot list {where}: bucket {bucket!r} does not exist (check the source URI)")
-    if code in ("AccessDenied", "AllAccessDisabled") or status == 403:
-        return SourceAccessDeniedError(
-            f"cannot list {where}: access denied; the scanner needs s3:ListBucket on arn:aws:s3:::{bucket}"
-        )
-    return ScanError(f"cannot list {where}: {code or status} {error}")
-
-
 # the step
 
 
@@ -444,6 +145,9 @@ class ScanIndex(Protocol):
     """What the scanner needs from the tag index (OpenSearchTagIndex; SQLiteTagIndex has the same)."""
 
     def max_shard(self, job_id: str) -> int | None: ...
+    def get_job(self, job_id: str) -> Job | None: ...
+    def save_job(self, job: Job) -> None: ...
+    def counts(self, job_id: str) -> JobCounts: ...
     def tasks_by_asset(self, job_id: str, assets: Iterable[str]) -> dict[str, Task]: ...
     def add_tasks(self, tasks: Iterable[Task]) -> int: ...
 
@@ -532,6 +236,7 @@ def scan_assets(
     bucket, prefix = parse_s3_uri(request.source)
 
     if continuation is None:
+        _start_job(index, request.job_id)
         file_types = request.file_types or file_types_for(request.bot, bot_registry)
         last_shard = index.max_shard(request.job_id)
         base_shard = 0 if last_shard is None else last_shard + 1
@@ -584,6 +289,15 @@ def scan_assets(
     )
 
 
+def _start_job(index: ScanIndex, job_id: str) -> None:
+    """The job is RUNNING from its first scan call (a resume started it already)."""
+    job = index.get_job(job_id)
+    if job is None:
+        log.warning("scanning for a job not in the index")
+    elif job.status == JobStatus.SUBMITTED:
+        index.save_job(job.start(index.counts(job_id)))
+
+
 def _check_token(token: dict[str, Any], job_id: str) -> dict[str, Any]:
     if not isinstance(token, dict) or token.get("v") != TOKEN_VERSION:
         raise ScanRequestError("continuation is not a scanner token of this version: pass the one the last call returned")
@@ -621,14 +335,3 @@ def _delete_work_state(s3: Any, work_bucket: str, job_id: str) -> None:
         keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
         if keys:
             s3.delete_objects(Bucket=work_bucket, Delete={"Objects": keys, "Quiet": True})
-
-
-def list_source(
-    s3: Any, source: str, file_types: tuple[str, ...], parallelism: int, deadline: float | None = None
-) -> tuple[list[AssetRef], list[KeyRange]]:
-    """Every matching asset under source, listed in parallel (for benchmarks and tools; no index, no manifests)."""
-    bucket, prefix = parse_s3_uri(source)
-    found: list[AssetRef] = []
-    lister = ParallelLister(s3, bucket, file_types, parallelism)
-    left = lister.run([KeyRange(prefix)], found.extend, deadline if deadline is not None else float("inf"))
-    return found, left

@@ -10,6 +10,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from spotbot.services.decoding import AssetError, too_large
+from spotbot.adapters.s3.keys import asset_of, is_wanted, wanted_types
 from spotbot.domain import AssetRef
 
 
@@ -37,15 +38,13 @@ class S3AssetStore:
         self.client = client or s3_client(endpoint_url)
 
     def scan(self, file_types: tuple[str, ...]) -> Iterator[AssetRef]:
-        wanted = tuple(t.lower() for t in file_types)
+        wanted = wanted_types(file_types)
         paginator = self.client.get_paginator("list_objects_v2")
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
                 for item in page.get("Contents", []):
-                    key = item["Key"]
-                    if key.endswith("/") or not key.lower().endswith(wanted):
-                        continue
-                    yield AssetRef(uri=f"s3://{self.bucket}/{key}", etag=item["ETag"].strip('"'), size=item["Size"])
+                    if is_wanted(item["Key"], wanted):
+                        yield asset_of(self.bucket, item)
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             raise FileNotFoundError(f"cannot list {self.source}: {code} {error}") from error

@@ -1,0 +1,145 @@
+"""The bodies of the cloud API's requests (POST /jobs, POST and PUT /bots), validated by pydantic,
+and the error a request that validated but cannot be done raises (HTTP 400, naming the field)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from spotbot.domain import BadInputError, validate_job_id
+
+S3_URI_PATTERN = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+ECR_IMAGE_URI_PATTERN = re.compile(
+    r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+    r"/[a-z0-9]+(?:[._/-][a-z0-9]+)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$"
+)
+BOT_NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")  # also a valid SageMaker endpoint name
+FILE_TYPE_PATTERN = re.compile(r"^\.[a-z0-9]{1,16}$")
+INSTANCE_TYPE_PATTERN = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
+CONTENT_TYPE_PATTERN = re.compile(r"^[a-z]+/[A-Za-z0-9.+-]+$")
+
+
+class InvalidRequest(BadInputError):
+    """A request that validated as JSON but cannot be done; `field` names the part at fault (body.bot)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def check_s3_uri(value: str | None) -> str | None:
+    if value is not None and not S3_URI_PATTERN.match(value):
+        raise ValueError(
+            f"{value!r} is not an S3 URI: use s3://bucket/prefix (a bucket name is 3-63 lower-case letters, digits, '.' or '-')"
+        )
+    return value
+
+
+class JobSubmission(BaseModel):
+    """The body of POST /jobs."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    source: str = Field(description="The assets to tag, recursively", examples=["s3://my-assets/photos/"])
+    bot: str = Field(
+        min_length=1, max_length=63, description="A built-in bot or a registered one (GET /bots)", examples=["scene-text"]
+    )
+    output: str | None = Field(
+        default=None, description="Where JSON Lines go; default: the stack's output prefix", examples=["s3://my-results/tags"]
+    )
+    workers: int | None = Field(default=None, ge=1, le=1000, description="Most Spot workers at once")
+    shard_size: int | None = Field(default=None, ge=1, le=100_000, description="Assets per shard; default: automatic")
+    model_version: str | None = Field(default=None, min_length=1, max_length=128, description="Pin a model version")
+    job_id: str | None = Field(
+        default=None, description="Name the job (1-80 letters, digits, '-', '_'); default: from the idempotency key, or new"
+    )
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=256, description="Same key twice, one job (or the Idempotency-Key header)"
+    )
+
+    _s3_uris = field_validator("source", "output")(check_s3_uri)
+
+    @field_validator("job_id")
+    @classmethod
+    def _job_id(cls, value: str | None) -> str | None:
+        return validate_job_id(value) if value is not None else None
+
+
+class BotRegistration(BaseModel):
+    """The body of POST /bots and PUT /bots/{name}: a bot you bring, as a container image."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(description="Lower-case letters, digits and '-', at most 63", examples=["my-detector"])
+    file_types: list[str] = Field(
+        min_length=1, max_length=100, description="Extensions it reads, with the dot", examples=[[".jpg", ".png"]]
+    )
+    runtime: Literal["sagemaker-endpoint", "in-container"] = Field(
+        description="sagemaker-endpoint: served from a SageMaker endpoint per job; in-container: runs inside the Spot worker"
+    )
+    image_uri: str = Field(description="ECR image: <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag> or @sha256:<digest>")
+    model_data: str | None = Field(
+        default=None, validate_default=True, description="s3://.../model.tar.gz; required for sagemaker-endpoint"
+    )
+    instance_type: str | None = Field(
+        default=None, validate_default=True, description="Endpoint instance type (sagemaker-endpoint); default ml.m5.large"
+    )
+    content_type: str = Field(default="application/octet-stream", description="Content type the bot is sent assets in")
+    input_kind: Literal["image", "text", "bytes"] = Field(default="bytes", description="How in-container bots get assets")
+    model_version: str | None = Field(default=None, max_length=128)
+    description: str = Field(default="", max_length=500)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not BOT_NAME_PATTERN.match(value):
+            raise ValueError(f"bot name {value!r} is not valid: use 1-63 lower-case letters, digits or '-', not at either end")
+        return value
+
+    @field_validator("file_types")
+    @classmethod
+    def _file_types(cls, values: list[str]) -> list[str]:
+        lowered = [value.lower() for value in values]
+        for value in lowered:
+            if not FILE_TYPE_PATTERN.match(value):
+                raise ValueError(f"file type {value!r} is not an extension: start with '.', then letters or digits (.jpg)")
+        return list(dict.fromkeys(lowered))
+
+    @field_validator("image_uri")
+    @classmethod
+    def _image_uri(cls, value: str) -> str:
+        if not ECR_IMAGE_URI_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not an ECR image URI: use <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag> or ...@sha256:<digest>"
+            )
+        return value
+
+    @field_validator("model_data")
+    @classmethod
+    def _model_data(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("runtime") == "sagemaker-endpoint":
+            raise ValueError("a sagemaker-endpoint bot needs model_data: the s3:// URI of its model.tar.gz")
+        return check_s3_uri(value)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("runtime") != "sagemaker-endpoint":
+            if value is not None:
+                raise ValueError("instance_type is for sagemaker-endpoint bots only")
+            return None
+        value = value or "ml.m5.large"
+        if not INSTANCE_TYPE_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a SageMaker instance type, e.g. ml.m5.large")
+        return value
+
+    @field_validator("content_type")
+    @classmethod
+    def _content_type(cls, value: str) -> str:
+        if not CONTENT_TYPE_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a content type, e.g. image/jpeg")
+        return value
