@@ -97,6 +97,15 @@ def open_bot_endpoints(settings: Settings, index=None, session=None):  # -> BotE
     )
 
 
+def open_compute_queue(settings: Settings, session=None):  # -> BatchQueue | None
+    """The Spot workers' Batch queue; None when the role is not given one (its jobs' cost is then not measured)."""
+    from spotbot.adapters.aws.batch import BatchQueue
+
+    if not settings.batch_job_queue:
+        return None
+    return BatchQueue((session or aws_session(settings)).client("batch"), settings.batch_job_queue)
+
+
 def open_cloud_jobs(settings: Settings):  # -> CloudJobs
     """What the job API works with: the index (its indices made), Step Functions, Batch and the endpoints."""
     from spotbot.adapters.aws.batch import BatchQueue

@@ -262,12 +262,18 @@ class WorkerAttempt:
     stopped_at: datetime | None
     status_reason: str = ""
     instance_type: str | None = None
+    vcpus: int | None = None  # what the job asked for; None: the stack's worker_vcpus
 
     @property
     def seconds(self) -> float:
-        if self.started_at is None or self.stopped_at is None:
+        return self.seconds_until(None)
+
+    def seconds_until(self, now: datetime | None) -> float:
+        """Seconds it ran; one still running (no stoppedAt) counts up to `now`, or nothing without it."""
+        stopped = self.stopped_at or now
+        if self.started_at is None or stopped is None:
             return 0.0
-        return max(0.0, (self.stopped_at - self.started_at).total_seconds())
+        return max(0.0, (stopped - self.started_at).total_seconds())
 
     @property
     def spot_reclaimed(self) -> bool:
@@ -310,17 +316,22 @@ def cloud_job_cost(
     spot_discount: float | None = None,
     endpoint_hours: float = 0.0,
     endpoint_instance_type: str | None = None,
+    now: datetime | None = None,
 ) -> JobCost:
-    """A cloud job's cost from its Batch attempts: each attempt pays its share (worker vCPUs) of its instance."""
+    """A cloud job's cost from its Batch attempts: each attempt pays its share (its vCPUs) of its instance.
+
+    now: count attempts still running up to this time (a budget check while the job runs).
+    """
     compute, vcpu_seconds, seconds = 0.0, 0.0, 0.0
     types: set[str] = set()
     for attempt in attempts:
         instance_type = attempt.instance_type or default_instance_type
         instance = table.instance(instance_type)
-        share = min(1.0, worker_vcpus / instance.vcpus)
-        compute += attempt.seconds / HOUR * share * spot_hour(table, instance_type, spot_discount)
-        vcpu_seconds += attempt.seconds * worker_vcpus
-        seconds += attempt.seconds
+        vcpus = attempt.vcpus or worker_vcpus
+        ran = attempt.seconds_until(now)
+        compute += ran / HOUR * min(1.0, vcpus / instance.vcpus) * spot_hour(table, instance_type, spot_discount)
+        vcpu_seconds += ran * vcpus
+        seconds += ran
         types.add(instance_type)
     endpoint = endpoint_hours * table.endpoint_hour(endpoint_instance_type) if endpoint_instance_type else 0.0
     return JobCost(
