@@ -251,6 +251,7 @@ def scan_assets(
             "file_types": [t.lower() for t in file_types],
         }
         work = [KeyRange(prefix)]
+        state["bulk_load"] = _begin_bulk_load(index)
     else:
         state = _check_token(continuation, request.job_id)
         work = _load_work(s3, continuation)
@@ -264,6 +265,7 @@ def scan_assets(
     token = None if done else _save_work(s3, work_bucket, state, left, inline_work_bytes)
     if done:
         _delete_work_state(s3, work_bucket, request.job_id)
+        _end_bulk_load(index, state.get("bulk_load"))
     log.info(
         "scan call finished",
         extra={
@@ -287,6 +289,17 @@ def scan_assets(
         shards=writer.next_shard,
         new_tasks=writer.tasks_written,
     )
+
+
+def _begin_bulk_load(index: ScanIndex) -> dict[str, Any] | None:
+    """Task documents load fastest with refresh off and no replicas; an index without the switch loads as it is."""
+    begin = getattr(index, "begin_bulk_load", None)
+    return begin() if begin else None
+
+
+def _end_bulk_load(index: ScanIndex, saved: dict[str, Any] | None) -> None:
+    if saved is not None and hasattr(index, "end_bulk_load"):
+        index.end_bulk_load(saved)
 
 
 def _start_job(index: ScanIndex, job_id: str) -> None:
