@@ -24,9 +24,9 @@ def server(tmp_path_factory):
     host, port = moto.get_host_and_port()
     url = f"http://{host}:{port}"
     s3 = boto3.client("s3", endpoint_url=url)
-    s3.create_bucket(Bucket="assets")
+    s3.create_bucket(Bucket="lean-assets")
     for key in KEYS:
-        s3.put_object(Bucket="assets", Key=key, Body=b"x")
+        s3.put_object(Bucket="lean-assets", Key=key, Body=b"x")
     yield url, s3
     moto.stop()
     mp.undo()
@@ -37,7 +37,7 @@ def test_pages_match_botocore(server):
     lean = LeanListingClient(url)
     for params in ({"Prefix": "photos/"}, {"Prefix": "photos/", "Delimiter": "/"}, {"Prefix": "photos/", "StartAfter": "photos/a3/01000.jpg"},
                    {"Prefix": "photos/", "MaxKeys": 7}):  # fmt: skip
-        want, got = s3.list_objects_v2(Bucket="assets", **params), lean.list_objects_v2(Bucket="assets", **params)
+        want, got = s3.list_objects_v2(Bucket="lean-assets", **params), lean.list_objects_v2(Bucket="lean-assets", **params)
         assert [(c["Key"], c["ETag"], c["Size"]) for c in got.get("Contents", [])] == [
             (c["Key"], c["ETag"], c["Size"]) for c in want.get("Contents", [])], params
         assert got.get("CommonPrefixes", []) == want.get("CommonPrefixes", [])
@@ -46,9 +46,9 @@ def test_pages_match_botocore(server):
 
 def test_the_parallel_lister_on_the_lean_client_finds_every_asset(server):
     url, s3 = server
-    found, left = list_source(LeanListingClient(url), "s3://assets/photos/", (".jpg",), 16)
+    found, left = list_source(LeanListingClient(url), "s3://lean-assets/photos/", (".jpg",), 16)
     expected = sorted(k for k in KEYS if k.startswith("photos/") and k.lower().endswith(".jpg"))
-    assert not left and sorted(a.uri.removeprefix("s3://assets/") for a in found) == expected
+    assert not left and sorted(a.uri.removeprefix("s3://lean-assets/") for a in found) == expected
 
 
 def test_s3_errors_are_botocore_client_errors(server):

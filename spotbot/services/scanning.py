@@ -223,8 +223,12 @@ def scan_assets(
     bot_registry: BotRegistry | None = None,
     safety_margin_s: float = LAMBDA_SAFETY_MARGIN_S,
     inline_work_bytes: int = INLINE_WORK_BYTES,
+    list_client: Any | None = None,
 ) -> ScanResult:
-    """One call of the "Scan assets" step: lists on until done or out of time, and returns where it got to."""
+    """One call of the "Scan assets" step: lists on until done or out of time, and returns where it got to.
+
+    list_client: what answers ListObjectsV2 (the lean client, spotbot.adapters.s3.lean_listing); default s3.
+    """
     started = time.monotonic()
     budget = settings.scan_time_budget_seconds
     if remaining_time_ms is not None:
@@ -256,7 +260,7 @@ def scan_assets(
         state = _check_token(continuation, request.job_id)
         work = _load_work(s3, continuation)
 
-    lister = ParallelLister(s3, bucket, tuple(state["file_types"]), settings.scan_parallelism)
+    lister = ParallelLister(list_client or s3, bucket, tuple(state["file_types"]), settings.scan_parallelism)
     writer = _TaskWriter(index, request.job_id, state["base_shard"], state["next_shard"], state["shard_size"])
     left = lister.run(work, writer.add, deadline)
     writer.finish()

@@ -27,12 +27,16 @@ class LeanListingClient:
 
     def __init__(self, endpoint_url: str | None = None, region: str | None = None, max_pool_connections: int = 64,
                  session: Any | None = None) -> None:
+        import boto3
         import botocore.session
         import urllib3
 
         self.session = session or botocore.session.get_session()
-        self.region = region or self.session.get_config_variable("region") or "us-east-1"
-        self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
+        # resolved as boto3 resolves it (AWS_ENDPOINT_URL, the region chain), so both clients reach the same S3
+        resolved = boto3.session.Session(botocore_session=self.session).client("s3", endpoint_url=endpoint_url, region_name=region)
+        self.region = resolved.meta.region_name or "us-east-1"
+        custom = endpoint_url or (resolved.meta.endpoint_url if "amazonaws.com" not in resolved.meta.endpoint_url else None)
+        self.endpoint_url = custom.rstrip("/") if custom else None
         self.http = urllib3.PoolManager(maxsize=max_pool_connections, block=True, retries=False)
         self._credentials = self.session.get_credentials()
         self._local = threading.local()
