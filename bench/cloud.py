@@ -383,7 +383,7 @@ def bench_task_load(docs: int) -> None:
     try:
         rates = {}
         for mode in ("bare", "scan"):
-            index = OpenSearchTagIndex.connect(server.url, sigv4=False, prefix=f"bench-{mode}")
+            index = OpenSearchTagIndex.connect(server.url, sigv4=False, prefix=f"bench-{mode}", timeout=300)
             index.ensure_indices()
             tasks = plan_tasks(f"load-{mode}", assets, {}, next_shard=0, shard_size=1000).tasks
             if mode == "bare":  # the floor: pre-serialised NDJSON, no client-side work timed
