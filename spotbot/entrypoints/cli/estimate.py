@@ -142,7 +142,8 @@ def print_estimate(result) -> None:
     table.add_row("[bold]total on Spot", "", "", "", f"[bold]{_usd(cost.total_spot)}")
     table.add_row("total on demand", "", "", "", _usd(cost.total_on_demand))
     for line in cost.managed:
-        table.add_row(f"[yellow]{line.item} (same assets, list price)", "", line.unit, "", f"[yellow]{_usd(line.cost)}")
+        table.add_row(f"[yellow]{line.item} (same assets, list price)", f"{line.quantity:,.0f}", line.unit,
+                      f"{_usd(line.unit_price * 1000)} / 1,000", f"[yellow]{_usd(line.cost)}")
     out.print(table)
     if result.max_cost is not None:
         verdict = "within" if result.within_budget else "[bold red]OVER"
