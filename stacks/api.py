@@ -23,7 +23,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 from pydantic import BaseModel
 
-from spotbot.services.cloud_jobs import BotRegistration, JobSubmission
+from spotbot.services.cloud_requests import BotRegistration, JobSubmission
 from stacks import nag
 
 STAGE = "v1"

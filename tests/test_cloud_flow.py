@@ -309,3 +309,64 @@ def test_a_failed_job_leaves_no_endpoint_running(cloud, api):
     assert sagemaker.list_endpoints()["Endpoints"] == []
     assert cloud.batch_runs[-1]["env"]["SPOTBOT_ENDPOINT_NAME"] == created[0]["result"]["endpoint_name"]
     assert cloud.batch_runs[-1]["returncode"] == 2
+
+
+def test_a_scan_that_fails_beside_a_started_endpoint_leaves_no_endpoint(cloud, api):
+    """The Parallel fails (no source bucket) after its endpoint branch started the endpoint: the failure
+    path has no branch output to read, so release finds the endpoint on the job record."""
+    sagemaker = cloud.session.client("sagemaker", endpoint_url=cloud.endpoint)
+    assert api("GET", "/bots/my-classifier")[0] == 200  # registered by the test before
+    status, submitted = api("POST", "/jobs", {"source": "s3://no-such-bucket/x/", "bot": "my-classifier", "job_id": "nosrc-1"})
+    assert status == 202, submitted
+    execution = cloud.wait(submitted["execution_arn"])
+    assert execution["status"] == "FAILED"
+    steps = [(i["function"], i["event"].get("action")) for i in cloud.invocations if i["event"].get("job_id") == "nosrc-1"]
+    assert ("spotbot-endpoint", "release") in steps
+    status, job = api("GET", "/jobs/nosrc-1")
+    assert job["status"] == "FAILED" and "SourceNotFoundError" in job["error"]
+    ensured = [i for i in cloud.invocations if i["event"].get("job_id") == "nosrc-1" and i["event"].get("action") == "ensure"]
+    if ensured and ensured[0].get("result"):  # the branch got as far as starting it
+        assert job["endpoint_name"] == ensured[0]["result"]["endpoint_name"]
+    assert sagemaker.list_endpoints()["Endpoints"] == []
+
+
+def test_cancel_releases_the_endpoint_a_stopped_execution_cannot(cloud, api):
+    from lambdas.api import handler as api_handler
+    from lambdas.endpoint.handler import handler as endpoint_handler
+
+    sagemaker = cloud.session.client("sagemaker", endpoint_url=cloud.endpoint)
+    waiting = cloud.sfn.create_state_machine(
+        name="waits-long", roleArn=cloud.sfn.describe_state_machine(stateMachineArn=cloud.state_machine)["roleArn"],
+        definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 120, "End": True}}}),
+    )["stateMachineArn"]
+    os.environ["SPOTBOT_STATE_MACHINE_ARN"] = waiting
+    os.environ["SPOTBOT_SAGEMAKER_ROLE_ARN"] = f"arn:aws:iam::{ACCOUNT}:role/spotbot"
+    try:
+        api_handler.cloud_jobs.cache_clear()
+        status, submitted = api("POST", "/jobs", {"source": "s3://assets/byob/", "bot": "my-classifier", "job_id": "held-1"})
+        assert status == 202, submitted
+        ensured = endpoint_handler({"action": "ensure", "job_id": "held-1", "bot": "my-classifier"}, moto_bridges.FakeContext("e"))
+        assert [e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]] == [ensured["endpoint_name"]]
+        status, cancelled = api("DELETE", "/jobs/held-1")
+        assert status == 200 and cancelled["status"] == "CANCELLED" and cancelled["endpoint_released"] is True
+        assert sagemaker.list_endpoints()["Endpoints"] == []
+    finally:
+        os.environ["SPOTBOT_STATE_MACHINE_ARN"] = cloud.state_machine
+        os.environ.pop("SPOTBOT_SAGEMAKER_ROLE_ARN", None)
+        api_handler.cloud_jobs.cache_clear()
+
+
+def test_resume_finishes_a_failed_job_tagging_only_what_is_missing(cloud, api):
+    """broken-1 failed with both assets pending (its worker was misconfigured); a resume runs a new execution."""
+    from lambdas.api import handler as api_handler
+    from spotbot.services.cloud_jobs import resume_job
+
+    before = len(cloud.batch_runs)
+    resumed = resume_job(api_handler.cloud_jobs(), "broken-1")
+    assert resumed.status.value == "RUNNING" and resumed.execution_arn.endswith(":broken-1-r1")
+    execution = cloud.wait(resumed.execution_arn)
+    assert execution["status"] == "SUCCEEDED", (execution, cloud.invocations[-2:], cloud.batch_runs[-2:])
+    status, job = api("GET", "/jobs/broken-1")
+    assert job["status"] == "COMPLETED" and job["counts"]["done"] == 2 and job["counts"]["pending"] == 0
+    assert job["execution_arn"] == resumed.execution_arn and job["error"] is None
+    assert all(run["returncode"] == 0 for run in cloud.batch_runs[before:])

@@ -392,3 +392,50 @@ def test_a_cancelled_job_stays_cancelled(index, s3):
 def test_finalize_an_unknown_job_raises(index, s3):
     with pytest.raises(JobNotFoundError):
         finalize("job-nobody")
+
+
+# the leak paths, through the handler: release by job id, dead executions, zero assets
+
+
+def test_the_failure_path_releases_by_job_id_alone(index, sagemaker):
+    register(index)
+    index.save_job(job("job-1"))
+    name = ensure("job-1")["endpoint_name"]
+    assert index.get_job("job-1").endpoint_name == name  # recorded at ensure time
+    assert call(endpoint_handler, {"action": "release", "job_id": "job-1"}) == {"released": True, "in_use_by": []}
+    assert endpoints(sagemaker) == []
+    assert_gone(sagemaker, name)
+
+
+def test_an_execution_stopped_in_the_console_pins_no_endpoint(index, sagemaker):
+    register(index)
+    index.save_job(job("job-1"))
+    name = ensure("job-1")["endpoint_name"]
+    dead = job("job-dead")
+    index.save_job(dead)
+    assert ensure("job-dead")["endpoint_name"] == name
+    assert release("job-1", name) == {"released": False, "in_use_by": ["job-dead"]}
+    boto3.client("stepfunctions").stop_execution(executionArn=dead.execution_arn)  # no Catch runs, nothing finalizes
+    assert index.get_job("job-dead").status == JobStatus.RUNNING
+    assert release("job-1", name) == {"released": True, "in_use_by": []}
+    assert endpoints(sagemaker) == []
+
+
+def test_a_job_with_no_assets_starts_no_endpoint(index, sagemaker):
+    register(index)
+    index.save_job(job("job-empty"))
+    event = {"action": "ensure", "job_id": "job-empty", "bot": "my-detector", "model_version": "", "tasks": 0}
+    assert call(endpoint_handler, event) == {"runtime": "sagemaker-endpoint", "endpoint_name": "", "status": "NotNeeded"}
+    assert endpoints(sagemaker) == [] and index.get_job("job-empty").endpoint_name is None
+    with pytest.raises(EndpointRequestError, match="tasks"):
+        call(endpoint_handler, event | {"tasks": -1})
+
+
+def test_finalize_after_a_batch_failure_with_work_done_is_partial(index, s3):
+    seed(index, "job-half", done=2)
+    add_assets(index, "job-half", [AssetRef(uri="s3://assets/job-half/late.txt", etag="e", size=1)], shard_size=2)
+    batch = {"Error": "States.TaskFailed", "Cause": json.dumps({"JobId": "b-1", "Status": "FAILED", "StatusReason": "Array Child Job failed"})}
+    out = finalize("job-half", batch)
+    assert (out["status"], out["counts"]["done"], out["counts"]["pending"]) == ("PARTIAL", 2, 1)
+    assert "Array Child Job failed" in out["error"]
+    assert summary(s3, "job-half")["status"] == "PARTIAL"

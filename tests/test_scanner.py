@@ -327,3 +327,13 @@ def test_a_missing_bucket_or_a_bad_input_is_a_named_error(cloud_env):
         handler(event("scan-bad", bot="nope"), FakeContext())
     with pytest.raises(ScanRequestError, match="belongs to job"):
         handler(event("scan-bad", continuation={"v": 1, "job_id": "another"}), FakeContext())
+
+
+def test_a_submitted_job_is_running_from_its_first_scan_call(cloud_env, s3, index):
+    from spotbot.domain import Job, JobStatus
+
+    index.save_job(Job(job_id="scan-starts", bot="scene-text", source=f"s3://{SOURCE}/photos/", output="s3://out/t", workers=1))
+    output, _ = run_scan("scan-starts")
+    job = index.get_job("scan-starts")
+    assert job.status == JobStatus.RUNNING and job.finished_at is None
+    assert output["assets"] > 0

@@ -522,7 +522,9 @@ def test_the_registry_handler_records_whether_a_new_version_is_usable(monkeypatc
     from moto import mock_aws
 
     from lambdas.registry import handler
+    from tests.moto_bridges import FakeContext
 
+    context = FakeContext("spotbot-registry")  # the handler logs with Powertools' Lambda context
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -540,9 +542,9 @@ def test_the_registry_handler_records_whether_a_new_version_is_usable(monkeypatc
         s3.create_bucket(Bucket="work")
         s3.upload_file(str(REPO / "bots/models/sentiment/v1/model.tar.gz"), "work", "models/sentiment/v9/model.tar.gz")
         s3.put_object(Bucket="work", Key="models/sentiment/v10/model.tar.gz", Body=b"not a tar archive")
-        good = handler.handler(event("models/sentiment/v9/model.tar.gz"), None)
-        bad = handler.handler(event("models/sentiment/v10/model.tar.gz"), None)
-        other = handler.handler(event("models/sentiment/README.txt"), None)
+        good = handler.handler(event("models/sentiment/v9/model.tar.gz"), context)
+        bad = handler.handler(event("models/sentiment/v10/model.tar.gz"), context)
+        other = handler.handler(event("models/sentiment/README.txt"), context)
     handler._registry.cache_clear()
     assert good["approved"] is True and good["current"] == "v9"
     assert bad["approved"] is False and "gzip" in bad["reason"] and bad["current"] == "v9"

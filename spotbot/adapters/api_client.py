@@ -88,6 +88,10 @@ class ApiClient:
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self.request("DELETE", f"/jobs/{quote(job_id, safe='')}")
 
+    def resume(self, job_id: str) -> dict[str, Any]:
+        """A new execution of a PARTIAL, FAILED or CANCELLED job that tags only what is missing."""
+        return self.request("POST", f"/jobs/{quote(job_id, safe='')}/resume")
+
     # tags and bots
 
     def search(

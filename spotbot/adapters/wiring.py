@@ -85,7 +85,7 @@ def open_workflow_engine(settings: Settings, session=None):  # -> StepFunctionsE
 def open_bot_endpoints(settings: Settings, index=None, session=None):  # -> BotEndpoints
     """The endpoint service: SageMaker, the index, Step Functions (which says which jobs are live)."""
     from spotbot.adapters.aws.sagemaker import SageMakerEndpoints
-    from spotbot.services.endpoints import BotEndpoints, model_data_from_registry
+    from spotbot.services.endpoints import BotEndpoints, model_data_from
 
     session = session or aws_session(settings)
     return BotEndpoints(
@@ -93,7 +93,7 @@ def open_bot_endpoints(settings: Settings, index=None, session=None):  # -> BotE
         index=index if index is not None else open_cloud_index(settings),
         workflow=open_workflow_engine(settings, session),
         settings=settings,
-        builtin_model_data=model_data_from_registry(settings),
+        builtin_model_data=model_data_from(open_model_registry(settings)[0]),
     )
 
 

@@ -44,18 +44,24 @@ def builtin_bot_docs() -> dict[str, dict[str, Any]]:
     return {name: dict(doc) for name, doc in _builtin_docs()}
 
 
-def resolve_cloud_bot(index: BotIndex, name: str) -> dict[str, Any]:
-    """The bot a job names, built in or registered; 400 naming body.bot when there is none."""
+def find_bot(index: BotIndex, name: str) -> dict[str, Any] | None:
+    """A built-in bot's document, else a registered one's (marked builtin: False); None when there is none."""
     builtin = builtin_bot_docs()
     if name in builtin:
         return builtin[name]
     doc = index.get_bot(name) if BOT_NAME_PATTERN.match(name) else None
+    return doc | {"builtin": False} if doc is not None else None
+
+
+def resolve_cloud_bot(index: BotIndex, name: str) -> dict[str, Any]:
+    """The bot a job names, built in or registered; 400 naming body.bot when there is none."""
+    doc = find_bot(index, name)
     if doc is None:
         raise InvalidRequest(
             "body.bot",
-            f"unknown bot {name!r}: built-in bots are {', '.join(sorted(builtin))}; GET /bots lists the registered ones",
+            f"unknown bot {name!r}: built-in bots are {', '.join(sorted(BUILTIN_BOTS))}; GET /bots lists the registered ones",
         )
-    return {key: value for key, value in doc.items() if key != "updated_at"} | {"builtin": False}
+    return {key: value for key, value in doc.items() if key != "updated_at"}
 
 
 def list_bots(index: BotIndex) -> list[dict[str, Any]]:
@@ -65,13 +71,10 @@ def list_bots(index: BotIndex) -> list[dict[str, Any]]:
 
 
 def get_bot(index: BotIndex, name: str) -> dict[str, Any]:
-    builtin = builtin_bot_docs()
-    if name in builtin:
-        return builtin[name]
-    doc = index.get_bot(name) if BOT_NAME_PATTERN.match(name) else None
+    doc = find_bot(index, name)
     if doc is None:
         raise NotFoundError(f"no bot {name!r}; GET /bots lists the bots")
-    return doc | {"builtin": False}
+    return doc
 
 
 def register_bot(index: BotIndex, bot: BotRegistration, *, replace: bool) -> tuple[dict[str, Any], bool]:

@@ -187,7 +187,7 @@ def resume_job(jobs: CloudJobs, job_id: str) -> Job:
     execution_arn, created = jobs.workflow.start(name, execution_input)
     resumed = job.start(jobs.index.counts(job_id)).model_copy(update={"execution_arn": execution_arn})
     jobs.index.save_job(resumed)
-    log.info("job resumed", extra={"execution_arn": execution_arn, "created": created})
+    log.info("job resumed", extra={"execution_arn": execution_arn, "new_execution": created})
     return resumed
 
 

@@ -39,7 +39,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
 from spotbot.services.bots import BUILTIN_BOTS, UnknownBotError
 from spotbot.domain import BadInputError, Job, JobStatus, UnavailableError
 from spotbot.ports.control_planes import EndpointDefinition, EndpointHost, WorkflowEngine
-from spotbot.services.models import ARCHIVE, ModelError
+from spotbot.services.models import ARCHIVE, ModelError, ModelRegistry
 from spotbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -194,13 +194,10 @@ class EndpointJobIndex(Protocol):
 ModelDataLookup = Callable[[str, str | None], str | None]  # (built-in bot, pinned version) -> s3:// archive or None
 
 
-def model_data_from_registry(settings: Settings) -> ModelDataLookup:
+def model_data_from(registry: ModelRegistry) -> ModelDataLookup:
     """The S3 archive of a built-in bot's pinned (or current) version, when it lives in an S3 model store."""
 
     def lookup(bot: str, version: str | None) -> str | None:
-        from spotbot.adapters.wiring import open_model_registry
-
-        registry, _ = open_model_registry(settings)
         resolved = registry.resolve(bot, version)
         if resolved is None or not resolved.store.startswith("s3://"):
             return None  # none, or a packaged version: the serving image has it

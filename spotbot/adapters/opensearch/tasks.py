@@ -68,18 +68,15 @@ class TaskRecords(OpenSearchConnection):
 
         self._write_all(docs())
 
-    def counts(self, job_id: str, *, consistent: bool = True) -> JobCounts:
+    def _aggregate_tasks(self, job_id: str, aggregation: dict[str, Any], consistent: bool) -> dict[str, Any]:
+        """One aggregation over the job's tasks, with no hits."""
         self._before_search(self.tasks_index, consistent)
-        response = self.client.search(
-            index=self.tasks_index,
-            body={
-                "size": 0,
-                "track_total_hits": False,
-                "query": {"term": {"job_id": job_id}},
-                "aggs": {"statuses": {"terms": {"field": "status", "size": 100}}},
-            },
-        )
-        buckets = response["aggregations"]["statuses"]["buckets"]
+        body = {"size": 0, "track_total_hits": False, "query": {"term": {"job_id": job_id}}, "aggs": {"it": aggregation}}
+        return self.client.search(index=self.tasks_index, body=body)["aggregations"]["it"]
+
+    def counts(self, job_id: str, *, consistent: bool = True) -> JobCounts:
+        aggregated = self._aggregate_tasks(job_id, {"terms": {"field": "status", "size": 100}}, consistent)
+        buckets = aggregated["buckets"]
         return JobCounts.from_statuses({bucket["key"]: bucket["doc_count"] for bucket in buckets})
 
     def failed_tasks(self, job_id: str, limit: int = 100, *, consistent: bool = False) -> list[Task]:
@@ -92,17 +89,7 @@ class TaskRecords(OpenSearchConnection):
 
     def max_shard(self, job_id: str, *, consistent: bool = True) -> int | None:
         """The highest shard number among the job's tasks; None when it has none. One aggregation."""
-        self._before_search(self.tasks_index, consistent)
-        response = self.client.search(
-            index=self.tasks_index,
-            body={
-                "size": 0,
-                "track_total_hits": False,
-                "query": {"term": {"job_id": job_id}},
-                "aggs": {"max_shard": {"max": {"field": "shard"}}},
-            },
-        )
-        value = response["aggregations"]["max_shard"]["value"]
+        value = self._aggregate_tasks(job_id, {"max": {"field": "shard"}}, consistent)["value"]
         return None if value is None else int(value)
 
     def tasks_by_asset(self, job_id: str, assets: Iterable[str]) -> dict[str, Task]:

@@ -19,7 +19,7 @@ from spotbot.adapters.api_client import ApiClient, ApiError
 
 app = typer.Typer(
     name="cloud",
-    help="Jobs in AWS, through the job API (API Gateway, IAM auth): submit, status, jobs, cancel, search, bots.",
+    help="Jobs in AWS, through the job API (API Gateway, IAM auth): submit, status, jobs, cancel, resume, search, bots.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -201,6 +201,22 @@ def cancel_remote(
     )
 
 
+def resume_remote(
+    job_id: Annotated[str, typer.Argument(help="The PARTIAL, FAILED or CANCELLED job to finish")],
+    api: ApiOption = ...,  # type: ignore[assignment]
+    region: RegionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Resume a job in AWS: a new execution tags only what is missing (what is done stays done)."""
+    client = _client(api, region)
+    job = _call(lambda: client.resume(job_id))
+    if as_json:
+        _print_json(job)
+        return
+    out.print(f"job {job['job_id']} {job['status']}; execution {job.get('execution_arn') or '-'}", highlight=False)
+    err.print(f"follow it: spotbot cloud status {job['job_id']}", highlight=False)
+
+
 def search_remote(
     query: Annotated[Optional[str], typer.Argument(help="Words to find in tags, OCR text and review text")] = None,
     bot: Annotated[Optional[str], typer.Option("--bot", help="Only this bot's tags")] = None,
@@ -258,5 +274,6 @@ app.command("submit")(submit)
 app.command("status")(status_remote)
 app.command("jobs")(jobs_remote)
 app.command("cancel")(cancel_remote)
+app.command("resume")(resume_remote)
 app.command("search")(search_remote)
 app.command("bots")(bots_remote)
