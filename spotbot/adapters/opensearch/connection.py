@@ -142,8 +142,8 @@ class OpenSearchConnection:
         current = next(iter(found.values()), {}).get("settings", {}).get("index", {})
         saved = {"refresh_interval": current.get("refresh_interval", "1s"),
                  "number_of_replicas": int(current.get("number_of_replicas", 1))}  # fmt: skip
-        if current.get("refresh_interval") == "-1":  # another scan is loading: what it restores stands
-            return {}
+        if current.get("refresh_interval") == "-1":  # another scan is loading, or one failed mid-way: restore the defaults
+            saved = {"refresh_interval": "1s", "number_of_replicas": 1}
         self.client.indices.put_settings(index=self.tasks_index, body={"index": {"refresh_interval": "-1", "number_of_replicas": 0}})
         return saved
 
