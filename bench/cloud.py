@@ -13,12 +13,18 @@
     is Python: reading a 1,000-key page costs it ~30 ms of CPU, which bounds the speed-up when the
     latency is 50 ms; "CPU busy" says how much of a run each side spent on a CPU.
     For moto also the whole scan step (listing, shard manifests to S3, task documents to osmem).
+(c) Task documents loaded the way the scan loads them (add_tasks, refresh off and no replicas) next to
+    the bare _bulk rate of the same pre-serialised documents (target: at least 0.8 of it).
 (b) Tag writes per second to osmem: OpenSearchTagIndex.record_outcomes in batches (bulk requests:
     the tag record and the task update of each asset) against one index request per tag document
     (the pattern of the original Spot Tagging Bot).
 
+    A third column lists with the lean client (spotbot.adapters.s3.lean_listing: a signed GET, the
+    XML read by expat, no botocore model) at --lean-parallelism: the target is 6x the sequential
+    paginator on 200,000 keys at 100 ms (`--servers stub --keys 200000 --latency-ms 100 --repeat 1`).
+
     python bench/cloud.py [--only a|b] [--keys 20000] [--latency-ms 50] [--parallelism 16]
-                          [--servers moto,stub] [--repeat 3] [--docs 5000] [--batch 256]
+                          [--lean-parallelism 64] [--servers moto,stub] [--repeat 3] [--docs 5000] [--batch 256]
 """
 
 from __future__ import annotations
@@ -212,10 +218,13 @@ def cpu_seconds(pid: int) -> float:
 # (a) the scanner
 
 
-def bench_scanner(keys: int, latency_ms: float, parallelism: int, servers: list[str], repeat: int) -> None:
+def bench_scanner(keys: int, latency_ms: float, parallelism: int, servers: list[str], repeat: int,
+                  lean_parallelism: int = 64) -> dict[str, float]:
     os.environ.update(CREDENTIALS)
+    from spotbot.adapters.s3.lean_listing import LeanListingClient
     from spotbot.adapters.s3.listing import list_source, listing_s3_client
 
+    figures: dict[str, float] = {}
     print(f"(a) scanner: {keys:,} keys per layout, {latency_ms:.0f} ms per request, parallelism {parallelism}, best of {repeat}")
     for kind in servers:
         parent, child = multiprocessing.Pipe()
@@ -224,6 +233,7 @@ def bench_scanner(keys: int, latency_ms: float, parallelism: int, servers: list[
         port, pid = parent.recv()
         endpoint = f"http://127.0.0.1:{port}"
         s3 = listing_s3_client(endpoint, max_pool_connections=parallelism + 8)  # both sides parse pages alike
+        lean_client = LeanListingClient(endpoint, max_pool_connections=lean_parallelism + 8)
         try:
             for layout in ("tree", "flat"):
                 source = f"s3://{layout}/{layout}/"
@@ -239,20 +249,31 @@ def bench_scanner(keys: int, latency_ms: float, parallelism: int, servers: list[
                     assert not left
                     return len(found)
 
+                def lean() -> int:
+                    found, left = list_source(lean_client, source, (".jpg",), lean_parallelism)
+                    assert not left
+                    return len(found)
+
                 seq = best_of(repeat, sequential, pid)
                 par = best_of(repeat, parallel, pid)
-                assert seq.keys == par.keys == keys, (seq.keys, par.keys, keys)
+                thin = best_of(repeat, lean, pid)
+                assert seq.keys == par.keys == thin.keys == keys, (seq.keys, par.keys, thin.keys, keys)
+                figures[f"{kind}_{layout}_lean_keys_per_second"] = thin.rate
                 print(
                     f"  {kind:4s} {layout:4s}  sequential paginator {seq.rate:7,.0f} keys/s ({seq.seconds:5.2f} s; CPU busy: "
                     f"server {seq.server_cpu:4.0%}, client {seq.client_cpu:4.0%})   parallel scanner {par.rate:7,.0f} keys/s "
                     f"({par.seconds:5.2f} s; CPU busy: server {par.server_cpu:4.0%}, client {par.client_cpu:4.0%})   "
-                    f"speed-up {seq.seconds / par.seconds:4.1f}x"
+                    f"speed-up {seq.seconds / par.seconds:4.1f}x\n"
+                    f"  {kind:4s} {layout:4s}  lean parallel (expat, {lean_parallelism} in flight) {thin.rate:7,.0f} keys/s "
+                    f"({thin.seconds:5.2f} s; CPU busy: server {thin.server_cpu:4.0%}, client {thin.client_cpu:4.0%})   "
+                    f"speed-up {seq.seconds / thin.seconds:4.1f}x over the sequential paginator"
                 )
             if kind == "moto":
                 bench_scan_step(s3, keys, parallelism)
         finally:
             parent.send("done")
             process.join(timeout=10)
+    return figures
 
 
 def bench_scan_step(s3: Any, keys: int, parallelism: int) -> None:
@@ -343,12 +364,71 @@ def bench_tag_writes(docs: int, batch: int) -> None:
         server.close()
 
 
+# (c) task documents: the scan's bulk load against the bare _bulk rate of the same documents
+
+
+def bench_task_load(docs: int) -> None:
+    """add_tasks (BulkWriter, byte-sized requests) in bulk-load mode, against the same NDJSON sent straight to _bulk."""
+    import json
+
+    from osmem_server import OsmemServer
+
+    from spotbot.adapters.opensearch.bulk import DEFAULT_BULK_BYTES
+    from spotbot.adapters.opensearch.index import OpenSearchTagIndex
+    from spotbot.domain import AssetRef, plan_tasks
+
+    assets = [AssetRef(uri=f"s3://assets/photos/{i // 1000:04d}/{i:08d}.jpg", etag=f"{i:032x}", size=1024) for i in range(docs)]
+    print(f"(c) task documents to osmem: {docs:,} tasks, bulk requests of {DEFAULT_BULK_BYTES // 2**20} MiB")
+    server = OsmemServer.start(japanese=False)
+    try:
+        rates = {}
+        for mode in ("bare", "scan"):
+            index = OpenSearchTagIndex.connect(server.url, sigv4=False, prefix=f"bench-{mode}", timeout=300)
+            index.ensure_indices()
+            tasks = plan_tasks(f"load-{mode}", assets, {}, next_shard=0, shard_size=1000).tasks
+            if mode == "bare":  # the floor: pre-serialised NDJSON, no client-side work timed
+                lines = [
+                    (json.dumps({"index": {"_index": index.tasks_index, "_id": t.id}}) + "\n"
+                     + json.dumps(t.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+                    for t in tasks
+                ]  # fmt: skip
+                bodies, body, size = [], [], 0
+                for line in lines:
+                    if size + len(line) > DEFAULT_BULK_BYTES and body:
+                        bodies.append(b"".join(body))
+                        body, size = [], 0
+                    body.append(line)
+                    size += len(line)
+                bodies.append(b"".join(body))
+                started = time.perf_counter()
+                for payload in bodies:
+                    index.client.bulk(body=payload, refresh="false", filter_path="errors")
+                seconds = time.perf_counter() - started
+            else:  # what the scanner does: planned tasks, serialised and sent by add_tasks, refresh off and no replicas
+                started = time.perf_counter()
+                saved = index.begin_bulk_load()
+                index.add_tasks(tasks)
+                index.end_bulk_load(saved)
+                seconds = time.perf_counter() - started
+            index.refresh()
+            assert index.client.count(index=index.tasks_index)["count"] == docs
+            rates[mode] = docs / seconds
+            index.close()
+        print(f"  bare _bulk of the same documents: {rates['bare']:9,.0f} docs/s")
+        print(f"  scan load (add_tasks, bulk-load mode, incl. serialising): {rates['scan']:9,.0f} docs/s  "
+              f"ratio {rates['scan'] / rates['bare']:.2f} of bare")
+    finally:
+        server.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=("a", "b"))
+    parser.add_argument("--only", choices=("a", "b", "c"))
+    parser.add_argument("--tasks", type=int, default=100_000, help="task documents for (c)")
     parser.add_argument("--keys", type=int, default=20_000, help="keys per layout for (a)")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="added to every S3 request in (a)")
     parser.add_argument("--parallelism", type=int, default=16, help="concurrent ListObjectsV2 calls in (a)")
+    parser.add_argument("--lean-parallelism", type=int, default=64, help="requests in flight of the lean client in (a)")
     parser.add_argument("--servers", default="moto,stub", help="S3 servers for (a): moto, stub or both")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each listing in (a); the fastest counts")
     parser.add_argument("--docs", type=int, default=5_000, help="tag records for (b)")
@@ -356,9 +436,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.only in (None, "a"):
         servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-        bench_scanner(args.keys, args.latency_ms, args.parallelism, servers, args.repeat)
+        bench_scanner(args.keys, args.latency_ms, args.parallelism, servers, args.repeat, args.lean_parallelism)
     if args.only in (None, "b"):
         bench_tag_writes(args.docs, args.batch)
+    if args.only in (None, "c"):
+        bench_task_load(args.tasks)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     serving_image_uri: str | None = Field(default=None, description="ECR image of bots/Dockerfile, for endpoint-served bots")
     endpoint_instance_type: str = Field(default="ml.m5.large", description="Endpoint instance type of bots that name none")
     scan_time_budget_seconds: float = Field(default=600.0, gt=0, description="Scanner stops and hands on a token after this")
-    scan_parallelism: int = Field(default=16, ge=1, description="Concurrent ListObjectsV2 calls in the scanner")
+    scan_parallelism: int = Field(default=64, ge=1, description="Concurrent ListObjectsV2 calls in the scanner (lean parser: ~3 ms CPU a page)")
 
     @field_validator("text_encodings", mode="before")
     @classmethod

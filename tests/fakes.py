@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spotbot.domain import Job, JobCounts
+from spotbot.domain.pricing import WorkerAttempt
 from spotbot.ports.control_planes import ComputeJob, EndpointDefinition, Execution
 
 STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:tag-assets"
@@ -55,6 +56,7 @@ class FakeCompute:
     def __init__(self) -> None:
         self.jobs: dict[str, tuple[str, ComputeJob]] = {}
         self.terminated: dict[str, str] = {}
+        self.attempts: dict[str, list[WorkerAttempt]] = {}  # by spotbot job
 
     def add(self, spotbot_job: str, name: str, status: str = "RUNNING") -> str:
         compute_id = f"batch-{len(self.jobs) + 1}"
@@ -63,6 +65,9 @@ class FakeCompute:
 
     def jobs_of(self, job_id: str) -> list[ComputeJob]:
         return [compute for owner, compute in self.jobs.values() if owner == job_id]
+
+    def attempts_of(self, job_id: str) -> list[WorkerAttempt]:
+        return list(self.attempts.get(job_id, []))
 
     def terminate(self, compute_job_id: str, reason: str) -> None:
         owner, compute = self.jobs[compute_job_id]

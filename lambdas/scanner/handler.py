@@ -9,6 +9,7 @@ and TooManyShardsError by name.
 import functools
 from typing import Any
 
+from spotbot.adapters.s3.lean_listing import LeanListingClient
 from spotbot.adapters.s3.listing import listing_s3_client
 from spotbot.adapters.wiring import open_cloud_index
 from spotbot.entrypoints.steps import Step, parse_event
@@ -20,20 +21,21 @@ logger = step.logger
 
 
 @functools.lru_cache(maxsize=4)
-def _connect(settings_json: str) -> tuple[ScannerSettings, Any, Any]:
-    """The S3 client and the index, built once per container (keyed by the settings they come from)."""
+def _connect(settings_json: str) -> tuple[ScannerSettings, Any, Any, Any]:
+    """The S3 clients and the index, built once per container (keyed by the settings they come from)."""
     settings = ScannerSettings.model_validate_json(settings_json)
-    s3 = listing_s3_client(settings.s3_endpoint_url, max_pool_connections=settings.scan_parallelism + 8)
+    s3 = listing_s3_client(settings.s3_endpoint_url, max_pool_connections=8)  # manifests and work state
+    lister = LeanListingClient(settings.s3_endpoint_url, settings.region, max_pool_connections=settings.scan_parallelism + 8)
     index = open_cloud_index(settings)
     index.ensure_indices()  # idempotent, once per container: the scan may be the first writer of a fresh stack
-    return settings, s3, index
+    return settings, s3, lister, index
 
 
 @step.handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = parse_event(ScanRequest, event, step="scan", error=ScanRequestError)
     logger.append_keys(job_id=request.job_id)
-    settings, s3, index = _connect(load_role(ScannerSettings).model_dump_json())
+    settings, s3, lister, index = _connect(load_role(ScannerSettings).model_dump_json())
     result = scan_assets(
         request,
         settings,
@@ -42,6 +44,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         continuation=event.get("continuation"),
         remaining_time_ms=getattr(context, "get_remaining_time_in_millis", None),
         bot_registry=index,
+        list_client=lister,
     )
     logger.info("scan step done", extra=result.as_output() | {"continuation": None, "new_tasks": result.new_tasks})
     return result.as_output()

@@ -19,6 +19,10 @@ def s3_options(settings: Settings) -> dict:
 
 
 def open_asset_store(source: str, settings: Settings) -> AssetStore:
+    from spotbot.adapters.s3.inventory import InventoryAssetStore, is_inventory_source
+
+    if is_inventory_source(source):  # an S3 Inventory report: planned without listing
+        return InventoryAssetStore(source, endpoint_url=settings.s3_endpoint_url)
     if source.startswith("s3://"):
         from spotbot.adapters.s3.assets import S3AssetStore
 
@@ -110,6 +114,15 @@ def open_bot_endpoints(settings: Settings, index=None, session=None):  # -> BotE
         settings=settings,
         builtin_model_data=model_data_from(open_model_registry(settings)[0]),
     )
+
+
+def open_compute_queue(settings: Settings, session=None):  # -> BatchQueue | None
+    """The Spot workers' Batch queue; None when the role is not given one (its jobs' cost is then not measured)."""
+    from spotbot.adapters.aws.batch import BatchQueue
+
+    if not settings.batch_job_queue:
+        return None
+    return BatchQueue((session or aws_session(settings)).client("batch"), settings.batch_job_queue)
 
 
 def open_cloud_jobs(settings: Settings):  # -> CloudJobs

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from spotbot.domain.errors import ConflictError
+from spotbot.domain.pricing import JobCost
 from spotbot.domain.records import JobCounts, JobStatus, utc_now
 
 FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELLED})
@@ -54,6 +55,8 @@ class Job(BaseModel):
     error: str | None = None  # why a FAILED job failed
     created_by: str | None = None  # the IAM principal that submitted it: it (or the admin) may cancel it
     bot_registration: dict[str, Any] | None = None  # the bot as registered at submission: what every run of it uses
+    max_cost: float | None = None  # budget in USD: the job does not start, or stops, above it
+    cost: JobCost | None = None  # measured after a run (spotbot.domain.pricing)
 
     @property
     def is_finished(self) -> bool:
@@ -106,3 +109,7 @@ class Job(BaseModel):
     def record_endpoint(self, endpoint_name: str | None) -> Job:
         """The SageMaker endpoint the job's bot runs behind, so release after any failure can find it."""
         return self.model_copy(update={"endpoint_name": endpoint_name or None})
+
+    def record_cost(self, cost: JobCost) -> Job:
+        """What the job's runs cost, as measured (local CPU-seconds, or Batch attempts and endpoint hours)."""
+        return self.model_copy(update={"cost": cost})

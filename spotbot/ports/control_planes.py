@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from spotbot.domain.pricing import WorkerAttempt
+
 
 @dataclass(frozen=True)
 class Execution:
@@ -64,6 +66,9 @@ class ComputeQueue(Protocol):
         """The Batch jobs of exactly this spotbot job (never another job whose id starts the same)."""
 
     def terminate(self, compute_job_id: str, reason: str) -> None: ...
+
+    def attempts_of(self, job_id: str) -> list[WorkerAttempt]:
+        """Every attempt of every Batch job of this spotbot job (each child of an array job), for its cost."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict
 from spotbot.domain import Job, JobCounts, NotFoundError
 from spotbot.domain.job import MAX_ERROR_CHARS
 from spotbot.ports import OutputStore
+from spotbot.ports.control_planes import ComputeQueue
+from spotbot.services.job_cost import CostBasis, measure_cloud_cost
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +93,13 @@ def finalize_job(
     index: FinalizeIndex,
     request: FinalizeRequest,
     open_output: Callable[[str], OutputStore],
+    compute: ComputeQueue | None = None,
+    cost_basis: CostBasis | None = None,
 ) -> Finalized:
-    """Counts the job's tasks, sets its final status and finished_at, writes its summary and saves it."""
+    """Counts the job's tasks, sets its final status and finished_at, writes its summary and saves it.
+
+    With the compute queue and a cost basis, the summary also holds the measured cost (Batch attempts).
+    """
     job = index.get_job(request.job_id)
     if job is None:
         raise JobNotFoundError(f"no job {request.job_id!r} in the index")
@@ -102,6 +109,8 @@ def finalize_job(
         finished = job.finish(counts).model_copy(update={"error": error})  # what was tagged stands: PARTIAL
     else:
         finished = job.finish(counts, error=error)
+    if compute is not None and cost_basis is not None:
+        finished = finished.record_cost(measure_cloud_cost(finished, compute, cost_basis))
     status = finished.status
     summary = open_output(request.output or job.output).write_summary(finished)
     index.save_job(finished)

@@ -223,8 +223,12 @@ def scan_assets(
     bot_registry: BotRegistry | None = None,
     safety_margin_s: float = LAMBDA_SAFETY_MARGIN_S,
     inline_work_bytes: int = INLINE_WORK_BYTES,
+    list_client: Any | None = None,
 ) -> ScanResult:
-    """One call of the "Scan assets" step: lists on until done or out of time, and returns where it got to."""
+    """One call of the "Scan assets" step: lists on until done or out of time, and returns where it got to.
+
+    list_client: what answers ListObjectsV2 (the lean client, spotbot.adapters.s3.lean_listing); default s3.
+    """
     started = time.monotonic()
     budget = settings.scan_time_budget_seconds
     if remaining_time_ms is not None:
@@ -251,11 +255,12 @@ def scan_assets(
             "file_types": [t.lower() for t in file_types],
         }
         work = [KeyRange(prefix)]
+        state["bulk_load"] = _begin_bulk_load(index)
     else:
         state = _check_token(continuation, request.job_id)
         work = _load_work(s3, continuation)
 
-    lister = ParallelLister(s3, bucket, tuple(state["file_types"]), settings.scan_parallelism)
+    lister = ParallelLister(list_client or s3, bucket, tuple(state["file_types"]), settings.scan_parallelism)
     writer = _TaskWriter(index, request.job_id, state["base_shard"], state["next_shard"], state["shard_size"])
     left = lister.run(work, writer.add, deadline)
     writer.finish()
@@ -264,6 +269,7 @@ def scan_assets(
     token = None if done else _save_work(s3, work_bucket, state, left, inline_work_bytes)
     if done:
         _delete_work_state(s3, work_bucket, request.job_id)
+        _end_bulk_load(index, state.get("bulk_load"))
     log.info(
         "scan call finished",
         extra={
@@ -287,6 +293,17 @@ def scan_assets(
         shards=writer.next_shard,
         new_tasks=writer.tasks_written,
     )
+
+
+def _begin_bulk_load(index: ScanIndex) -> dict[str, Any] | None:
+    """Task documents load fastest with refresh off and no replicas; an index without the switch loads as it is."""
+    begin = getattr(index, "begin_bulk_load", None)
+    return begin() if begin else None
+
+
+def _end_bulk_load(index: ScanIndex, saved: dict[str, Any] | None) -> None:
+    if saved is not None and hasattr(index, "end_bulk_load"):
+        index.end_bulk_load(saved)
 
 
 def _start_job(index: ScanIndex, job_id: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -25,6 +26,8 @@ from spotbot.domain import (
 )
 from spotbot.services.models import ModelError, ModelRegistry
 from spotbot.ports import AssetStore, JobRunner, OutputStore, ShardWork, TagIndex
+from spotbot.domain.pricing import JobCost, local_job_cost
+from spotbot.services.estimate import load_price_table
 from spotbot.services.planning import plan_assets
 from spotbot.settings import Settings
 
@@ -135,7 +138,7 @@ def tag_assets(
             )
             for shard in shards
         ]
-        tagging_started = time.monotonic()
+        tagging_started, cpu_before = time.monotonic(), _cpu_seconds()
         on_progress("tag", before)
         try:
             restore_outputs(index, output, job_id)
@@ -144,6 +147,7 @@ def tag_assets(
             counts = index.counts(job_id)
             model_versions = {r.model_version for r in outcome.results if r.model_version}
             job = job.finish(counts, model_version=", ".join(sorted(model_versions)))
+            job = job.record_cost(run_cost(job, _cpu_seconds() - cpu_before))
             summary_path = output.write_summary(job)
         except (SpotbotError, OSError) as error:  # the bot would not load, a service or disk failed: the job did, no asset
             reason = f"{error.strerror}: {error.filename}" if isinstance(error, OSError) and error.strerror else str(error)
@@ -199,3 +203,15 @@ def default_output_dir(job: Job | None, requested: str | None, fallback: str = "
     if requested:
         return requested
     return job.output if job else str(Path(fallback).resolve())
+
+
+def _cpu_seconds() -> float:
+    """User+system CPU of this process and its finished children (the pool's workers, once shut down)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def run_cost(job: Job, cpu_seconds: float) -> JobCost:
+    """The job's CPU-seconds on this machine, this run's added to earlier runs', priced as Spot vCPU-hours."""
+    earlier = job.cost.cpu_seconds if job.cost and job.cost.where == "local" else 0.0
+    return local_job_cost(earlier + cpu_seconds, load_price_table())

@@ -133,6 +133,26 @@ class OpenSearchConnection:
         with self._lock:
             self._dirty.difference_update(names)
 
+    def begin_bulk_load(self) -> dict[str, Any]:
+        """Refresh off and no replicas on the tasks index while a scan loads it; the settings to restore after.
+
+        Readers stay correct: planning reads tasks with a real-time multi-get, and searches refresh first.
+        """
+        found = self.client.indices.get_settings(index=self.tasks_index)
+        current = next(iter(found.values()), {}).get("settings", {}).get("index", {})
+        saved = {"refresh_interval": current.get("refresh_interval", "1s"),
+                 "number_of_replicas": int(current.get("number_of_replicas", 1))}  # fmt: skip
+        if current.get("refresh_interval") == "-1":  # another scan is loading, or one failed mid-way: restore the defaults
+            saved = {"refresh_interval": "1s", "number_of_replicas": 1}
+        self.client.indices.put_settings(index=self.tasks_index, body={"index": {"refresh_interval": "-1", "number_of_replicas": 0}})
+        return saved
+
+    def end_bulk_load(self, saved: dict[str, Any]) -> None:
+        """Puts back what begin_bulk_load changed, and makes the loaded tasks visible to search."""
+        if saved:
+            self.client.indices.put_settings(index=self.tasks_index, body={"index": saved})
+        self.refresh(self.tasks_index)
+
     def _before_search(self, index: str, consistent: bool) -> None:
         with self._lock:
             needed = consistent or index in self._dirty

@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from spotbot.entrypoints.cli import doctor, jobs, models, review, tagging
+from spotbot.entrypoints.cli import doctor, estimate, jobs, models, review, tagging
 from spotbot.entrypoints.cli.console import SpotbotGroup
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ app.command()(jobs.search)
 app.command()(models.bots)
 app.command()(models.train)
 app.command()(doctor.doctor)
+app.command()(estimate.estimate)
 
 models_app = typer.Typer(help="Model versions: list them, build the packaged baselines.", no_args_is_help=True)
 models_app.command("list")(models.models_list)

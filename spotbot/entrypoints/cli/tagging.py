@@ -71,6 +71,9 @@ def tag(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Assets per model call; default: the bot's")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed/--no-retry-failed", help="On resume, try FAILED assets again")] = True,
     fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 when any asset failed")] = False,
+    max_cost: Annotated[
+        Optional[float], typer.Option("--max-cost", min=0.0, help="Budget in USD: exit 2, tagging nothing, when the estimate is over it")
+    ] = None,
     models: ModelsOption = None,
     model_version: ModelVersionOption = None,
     as_json: JsonOption = False,
@@ -92,6 +95,10 @@ def tag(
     from spotbot.services.tagging import TagRequest, default_output_dir, tag_assets
 
     settings = load_settings(home)
+    if max_cost is not None:  # the estimate first: over the budget, nothing runs
+        from spotbot.entrypoints.cli.estimate import refuse_over_budget
+
+        refuse_over_budget(source, bot, max_cost, home)
     index = open_local_index(settings)
     job_id = job_id or new_job_id()  # named here, so an interrupted run can say how to resume it
     resume = f"run the same command with --job-id {job_id} to resume it"
