@@ -232,10 +232,13 @@ class SpotCompute(Construct):
         )
         return grant.combine(iam.Grant.add_to_principal(grantee=grantee, actions=["batch:DescribeJobs"], resource_arns=["*"]))
 
+    def grant_find_jobs(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Find a job's Batch jobs on the queue: listed, then described (to match the job id, to read each attempt)."""
+        return iam.Grant.add_to_principal(grantee=grantee, actions=["batch:ListJobs", "batch:DescribeJobs"], resource_arns=["*"])
+
     def grant_list_and_terminate(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Find a job's Batch jobs on the queue (listed, then described to match the job id) and terminate them."""
-        iam.Grant.add_to_principal(grantee=grantee, actions=["batch:ListJobs", "batch:DescribeJobs"], resource_arns=["*"])
-        return self._grant_terminate(grantee)
+        """Find a job's Batch jobs and terminate them (the job API's cancel)."""
+        return self.grant_find_jobs(grantee).combine(self._grant_terminate(grantee))
 
     @property
     def _jobs_arn(self) -> str:

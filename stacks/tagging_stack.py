@@ -111,7 +111,7 @@ class TaggingStack(Stack):
             self, "EndpointStep", services=services, endpoints=endpoints,
             builtin_bot_runtime=config.builtin_bot_runtime, endpoint_instance_type=config.endpoint_instance_type,
         )  # fmt: skip
-        finalize = FinalizeStep(self, "FinalizeStep", services=services)
+        finalize = FinalizeStep(self, "FinalizeStep", services=services, compute=compute)
         search.allow_from(functions.security_group, compute.security_group)
 
         workflow = TaggingWorkflow(

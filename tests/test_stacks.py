@@ -751,3 +751,11 @@ def test_every_deployed_process_has_what_its_role_settings_require(resources, mo
             load_role(role)
         except RoleSettingsError as error:
             pytest.fail(f"{name}: {error}")
+
+
+def test_finalize_may_read_the_batch_attempts_it_prices(resources):
+    """A cloud job's measured cost comes from its Batch attempts: finalize gets the queue and may describe jobs."""
+    finalize = resources[logical_id(resources, "AWS::Lambda::Function", "FunctionsFinalize")]["Properties"]
+    assert "SPOTBOT_BATCH_JOB_QUEUE" in finalize["Environment"]["Variables"]
+    actions = {a for s in role_policy(resources, "FunctionsFinalizeServiceRole") for a in as_list(s["Action"])}
+    assert {"batch:ListJobs", "batch:DescribeJobs"} <= actions and "batch:TerminateJob" not in actions
