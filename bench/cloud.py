@@ -281,7 +281,7 @@ def bench_scan_step(s3: Any, keys: int, parallelism: int) -> None:
     from osmem_server import OsmemServer
 
     from spotbot.adapters.opensearch.index import OpenSearchTagIndex
-    from spotbot.services.scanning import ScanRequest, scan_assets
+    from spotbot.adapters.s3.scan import ScanRequest, scan_assets
     from spotbot.settings import Settings
 
     server = OsmemServer.start(japanese=False)

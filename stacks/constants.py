@@ -28,7 +28,7 @@ SCAN_STEP_MINUTES = 15  # Lambda's limit; the scanner hands on a token after SCA
 SCAN_TIME_BUDGET_SECONDS = 600  # well inside SCAN_STEP_MINUTES: the listing hands on a token
 
 # S3 layout
-JOBS_PREFIX = "jobs/"  # scan state: jobs/<id>/scan-state/ (spotbot.services.scanning: scan state)
+JOBS_PREFIX = "jobs/"  # scan state: jobs/<id>/scan-state/ (spotbot.adapters.s3.scan: scan state)
 MODELS_PREFIX = "models/"  # the model store: models/<bot>/<version>/model.tar.gz (spotbot.services.models)
 OUTPUT_PREFIX = "tags"  # default output of cloud jobs: s3://<output bucket>/tags/<job_id>/
 

@@ -8,8 +8,8 @@ from spotbot.adapters.opensearch.index import OpenSearchTagIndex
 
 
 @pytest.fixture
-def index(osmem_server):
-    db = OpenSearchTagIndex.connect(osmem_server.url, sigv4=False, prefix="bulkload")
+def index(osmem_clone):
+    db = OpenSearchTagIndex.connect(osmem_clone.url, sigv4=False, prefix="bulkload")
     db.ensure_indices()
     yield db
     db.close()

@@ -34,7 +34,7 @@ from spotbot.adapters.s3.listing import (
     split_points,
 )
 from spotbot.entrypoints.steps import parse_event
-from spotbot.services.scanning import BUILTIN_FILE_TYPES, ScanRequest, ScanRequestError, scan_assets
+from spotbot.adapters.s3.scan import BUILTIN_FILE_TYPES, ScanRequest, ScanRequestError, scan_assets
 from spotbot.settings import Settings
 from tests.moto_bridges import FakeContext as LambdaContext
 

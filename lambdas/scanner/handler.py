@@ -1,4 +1,4 @@
-"""The "Scan assets" step: parse the state input, call spotbot.services.scanning, hand back its output.
+"""The "Scan assets" step: parse the state input, call spotbot.adapters.s3.scan, hand back its output.
 
 Input `{"job_id", "bot", "source", "shard_size", "workers", "continuation", "file_types"?}`; output
 `{"job_id", "done", "continuation", "assets", "shards"}`. The state machine loops on `done`, passing
@@ -13,7 +13,7 @@ from spotbot.adapters.s3.lean_listing import LeanListingClient
 from spotbot.adapters.s3.listing import listing_s3_client
 from spotbot.adapters.wiring import open_cloud_index
 from spotbot.entrypoints.steps import Step, parse_event
-from spotbot.services.scanning import ScanRequest, ScanRequestError, scan_assets
+from spotbot.adapters.s3.scan import ScanRequest, ScanRequestError, scan_assets
 from spotbot.settings import ScannerSettings, load_role
 
 step = Step("spotbot-scanner")

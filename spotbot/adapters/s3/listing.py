@@ -1,6 +1,6 @@
 """Listing an S3 prefix fast: ListObjectsV2 over key ranges in parallel (the scanner's lister).
 
-How the key space is split is described in spotbot.services.scanning's docstring; here are the
+How the key space is split is described in spotbot.adapters.s3.scan's docstring; here are the
 ranges (`KeyRange`), the split points and the bounded-thread-pool lister, and the errors a listing
 raises (the state machine catches them by name: a Lambda error's errorType is the class name).
 """

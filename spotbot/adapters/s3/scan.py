@@ -1,4 +1,7 @@
-"""Scan assets (the cloud path): list an S3 source in parallel and index a task per asset.
+"""Scan an S3 source (the cloud "Scan assets" step): list it in parallel and plan a task per asset in the index.
+
+The S3 side of what `spotbot.services.planning` does for a local folder: the planning rule itself is
+the domain's (spotbot.domain.planning); this module is the listing, the time budget and the continuation.
 
 One call of `scan_assets` is one run of the state machine's "Scan assets" step. It stops on a time
 budget and hands back a continuation; the state machine loops until `done`.
