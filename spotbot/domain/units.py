@@ -57,3 +57,33 @@ def fold_text(units: list[Unit]) -> str | None:
     """The asset's own text, for text units (a text file, a document's text layer); None for images."""
     texts = [unit.value for unit in units if isinstance(unit.value, str)]
     return "\n\n".join(texts) if texts else None
+
+
+def clock(seconds: float) -> str:
+    """73.2 -> "1:13.2", as a video player shows a time."""
+    minutes, rest = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    text = f"{minutes}:{rest:04.1f}"
+    return f"{hours}:{minutes:02d}:{rest:04.1f}" if hours else text
+
+
+def where_found(tags: list[Tag], terms: list[str]) -> str:
+    """Where in the asset a search's terms are: "page 2", "pages 1, 3", "at 0:06.0"; "" for whole assets.
+
+    Tags holding a term (in any string field) count; with no term found there, all tags with a place do.
+    """
+    placed = [t for t in tags if (t.model_extra or {}).get("page") is not None or (t.model_extra or {}).get("t") is not None]
+    lowered = [term.lower() for term in terms if term]
+    matching = [
+        t for t in placed
+        if any(term in str(v).lower() for term in lowered for v in (t.model_extra or {}).values() if isinstance(v, str))
+    ]
+    chosen = matching or placed
+    pages = sorted({int(t.model_extra["page"]) for t in chosen if t.model_extra.get("page") is not None})
+    times = sorted({float(t.model_extra["t"]) for t in chosen if t.model_extra.get("t") is not None})
+    parts = []
+    if pages:
+        parts.append(("page " if len(pages) == 1 else "pages ") + ", ".join(map(str, pages[:8])) + ("…" if len(pages) > 8 else ""))
+    if times:
+        parts.append("at " + ", ".join(clock(t) for t in times[:8]) + ("…" if len(times) > 8 else ""))
+    return "; ".join(parts)

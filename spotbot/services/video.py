@@ -39,12 +39,12 @@ def changed_fraction(a: np.ndarray, b: np.ndarray) -> float:
 def _open(data: bytes) -> Any:
     import av
 
+    looks = sniff(data)
+    if looks and "video" not in looks:  # FFmpeg would read a JPEG as a one-frame video
+        raise AssetError(f"not a video: the file is {looks}")
     try:
         container = av.open(io.BytesIO(data), mode="r")
     except (av.FFmpegError, ValueError) as error:
-        looks = sniff(data)
-        if looks and "video" not in looks:
-            raise AssetError(f"not a video: the file is {looks}") from None
         raise AssetError(f"corrupt or unreadable video: {error}") from None
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["no streams"]
