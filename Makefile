@@ -30,6 +30,8 @@ demo: $(STAMP)  # no Node needed to tag locally
 	SPOTBOT_HOME=.spotbot-demo $(BIN)/spotbot search --job demo-scene-text --limit 20
 	SPOTBOT_HOME=.spotbot-demo $(BIN)/spotbot search --job demo-sentiment --limit 20
 	SPOTBOT_HOME=.spotbot-demo $(BIN)/spotbot search --job demo-car-model --limit 20
+	SPOTBOT_HOME=.spotbot-demo $(BIN)/spotbot search 合同编号  # a PDF: the text-layer page
+	SPOTBOT_HOME=.spotbot-demo $(BIN)/spotbot search 感谢观看  # a video: the time the slide shows
 	@echo "JSON Lines: demo-output/<job_id>/part-*.jsonl   Try: SPOTBOT_HOME=.spotbot-demo $(BIN)/spotbot search 欢迎光临"
 
 ## Run the test suite (CI runs exactly this, through .ci/run).

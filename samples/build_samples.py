@@ -522,7 +522,7 @@ def check(out: Path, expected: dict, threads: int) -> bool:
     ocr = SceneTextBot()
     ocr.load(threads=threads)
     for group in ("scene-text", "photos"):
-        for rel, wanted in expected[group].items():
+        for rel, wanted in expected.get(group, {}).items():
             image = decode_image((out / rel).read_bytes(), limits)
             start = time.perf_counter()
             tags = ocr.predict([image])[0]
@@ -538,13 +538,37 @@ def check(out: Path, expected: dict, threads: int) -> bool:
             status = "ok  " if good else "FAIL"
             print(f"{status} {rel:32s} {seconds:5.2f}s read={[t.text for t in tags]}"
                   + ("" if good else f" problem={missing}"))
+    ok &= check_media(out, expected, ocr, limits)
     sentiment = SentimentBot()
     sentiment.load()
-    for rel, label in expected["sentiment"].items():
+    for rel, label in expected.get("sentiment", {}).items():
         tag = sentiment.predict([decode_text((out / rel).read_bytes(), limits)])[0][0]
         good = tag.label == label
         ok &= good
         print(f"{'ok  ' if good else 'FAIL'} {rel:32s} expected={label} got={tag.label} ({tag.score})")
+    return ok
+
+
+def check_media(out: Path, expected: dict, ocr, limits) -> bool:
+    """The PDF's pages and the video's slides through the pipeline's own unit readers and the OCR bot."""
+    from spotbot.services.decoding import decode_asset
+    from spotbot.services.units import expand_units
+
+    ok = True
+    for rel, pages in expected.get("documents", {}).items():
+        for unit in expand_units(decode_asset((out / rel).read_bytes(), "image", limits, rel), True):
+            tags = list(unit.tags) if unit.tags is not None else ocr.predict([unit.value])[0]
+            read = "".join(tag.text for tag in tags).replace(" ", "")
+            missing = [s for s in pages[str(unit.page)] if s not in read]
+            ok &= not missing
+            print(f"{'FAIL' if missing else 'ok  '} {rel} page {unit.page} read={[t.text for t in tags]}")
+    for rel, slides in expected.get("video", {}).items():
+        for unit in expand_units(decode_asset((out / rel).read_bytes(), "image", limits, rel), True):
+            read = "".join(tag.text for tag in ocr.predict([unit.value])[0]).replace(" ", "")
+            slide = max((s for s in slides if s["start"] <= unit.t), key=lambda s: s["start"])
+            missing = [s for s in slide["texts"] if s not in read]
+            ok &= not missing
+            print(f"{'FAIL' if missing else 'ok  '} {rel} t={unit.t} read={read}")
     return ok
 
 
