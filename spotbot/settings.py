@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     max_frames_per_asset: int = Field(default=2000, ge=1, description="A video that samples more frames fails")
     video_sample_seconds: float = Field(default=2.0, gt=0, description="A video frame is sampled this often (plus at scene cuts)")
     video_dedup_fraction: float = Field(
-        default=0.005, ge=0, le=1, description="A sampled frame differing from the last kept one in fewer cells is skipped"
+        default=0.0003, ge=0, le=1, description="A sampled frame differing from the last kept one in fewer cells is skipped"
     )
     read_concurrency: int = Field(default=8, ge=1, description="Assets read and decoded ahead, per worker")
     write_batch: int = Field(default=256, ge=1, description="Tag records per index transaction")

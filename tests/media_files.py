@@ -88,6 +88,25 @@ def colour_video(colours: list[tuple[int, int, int]], seconds_each: float, fps: 
     return buffer.getvalue()
 
 
+def text_slides_video(texts: list[str], seconds_each: float, fps: int = 10) -> bytes:
+    """A 640x360 talk whose slides differ only in one short line of text."""
+    import av
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=36)
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        for text in texts:
+            image = Image.new("RGB", (640, 360), (24, 40, 88))
+            ImageDraw.Draw(image).text((320, 180), text, font=font, fill="white", anchor="mm")
+            for _ in range(round(seconds_each * fps)):
+                container.mux(stream.encode(av.VideoFrame.from_image(image)))
+        container.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
 def bad_assets() -> dict[str, tuple[bytes, str]]:
     """Each kind of bad document and video, with a phrase its error must hold."""
     return {

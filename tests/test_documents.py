@@ -13,7 +13,7 @@ from spotbot.domain.units import MediaLimits, Unit, clock, fold_tags, where_foun
 from spotbot.ports import TaskOutcome
 from spotbot.services.decoding import AssetError, DecodeLimits, decode_asset
 from spotbot.services.units import MediaAsset, UnitFolds, expand_units
-from tests.media_files import CONTRACT, SLIDES, bad_assets, colour_video, image_pdf, text_pdf
+from tests.media_files import CONTRACT, SLIDES, bad_assets, colour_video, image_pdf, text_pdf, text_slides_video
 
 LIMITS = DecodeLimits(max_asset_bytes=64 << 20, max_image_pixels=50_000_000, max_text_bytes=1 << 20)
 EXPECTED = json.loads((CONTRACT.parents[1] / "expected.json").read_text(encoding="utf-8"))
@@ -85,6 +85,11 @@ def test_a_scene_cut_is_sampled_at_once_and_a_repeated_scene_is_not():
     units = units_of(colour_video([red, blue, blue, green], seconds_each=1.5), "cuts.mp4")
     assert [u.t for u in units] == [0.0, 1.5, 4.5]
     assert [max(range(3), key=lambda c: u.value.getpixel((2, 2))[c]) for u in units] == [0, 2, 1]
+
+
+def test_slides_that_differ_in_one_character_are_each_kept():
+    units = units_of(text_slides_video([f"Quarterly report, slide {n}" for n in (1, 2, 3, 4)], seconds_each=3.0), "talk.mp4")
+    assert [u.t for u in units] == [0.0, 4.0, 6.0, 10.0]  # each slide once, at the first sample that shows it
 
 
 def test_video_limits_name_their_setting():

@@ -75,9 +75,9 @@ def test_jobs_status_and_bots_commands(tagged):
     jobs = json.loads(run_spotbot(home, "jobs", "--json").stdout)
     assert {j["job_id"]: j["status"] for j in jobs} == {"ocr": "COMPLETED", "reviews": "COMPLETED"}
     status = run_spotbot(home, "status", "ocr").stdout
-    assert "COMPLETED" in status and "done 13" in status
+    assert "COMPLETED" in status and "done 15" in status  # 13 images, the PDF and the video
     summary = json.loads((out / "ocr" / "_job.json").read_text())
-    assert summary["counts"]["done"] == 13 and summary["status"] == "COMPLETED"
+    assert summary["counts"]["done"] == 15 and summary["status"] == "COMPLETED"
     bots = {b["name"]: b for b in json.loads(run_spotbot(home, "bots", "--json").stdout)}
     assert bots["scene-text"]["file_types"][:2] == [".jpg", ".jpeg"] and bots["sentiment"]["file_types"] == [".txt", ".pdf"]
     assert bots["sentiment"]["model_version"] == "v1" and bots["scene-text"]["runtime"] == "in-process"

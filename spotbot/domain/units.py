@@ -23,7 +23,7 @@ class MediaLimits:
     max_video_seconds: float = 3 * 3600.0
     max_frames_per_asset: int = 2000
     video_sample_seconds: float = 2.0
-    video_dedup_fraction: float = 0.005
+    video_dedup_fraction: float = 0.0003
 
 
 @dataclass(frozen=True)
