@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     read_timeout_seconds: float = Field(default=60.0, gt=0, description="An asset whose read takes longer fails alone")
     # documents and video (spotbot/services/documents.py, video.py): each limit fails only the asset over it
     max_document_pages: int = Field(default=1000, ge=1, description="Documents with more pages fail without being read")
-    render_dpi: int = Field(default=150, ge=36, le=600, description="Resolution scanned PDF pages are rendered at for OCR")
+    render_dpi: int = Field(default=120, ge=36, le=600, description="Resolution scanned PDF pages are rendered at for OCR")
     max_render_pixels: int = Field(default=25_000_000, ge=1, description="A page larger than this at render_dpi fails its document")
     max_video_seconds: float = Field(default=3 * 3600.0, gt=0, description="Longer videos fail without being decoded")
     max_frames_per_asset: int = Field(default=2000, ge=1, description="A video that samples more frames fails")

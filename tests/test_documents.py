@@ -33,9 +33,9 @@ def test_a_text_layer_page_gives_its_text_exactly_and_a_scanned_page_is_rendered
     assert [t.text for t in first.tags] == EXPECTED["documents"]["documents/contract.pdf"]["1"]
     assert {t.score for t in first.tags} == {1.0}
     x0, y0 = first.tags[0].box[0]
-    assert 0 < x0 < 1240 and 0 < y0 < 400  # pixels of the page at 150 dpi, measured from the top
+    assert 0 < x0 < 993 and 0 < y0 < 300  # pixels of the page at 120 dpi, measured from the top
     assert second.page == 2 and second.tags is None
-    assert isinstance(second.value, Image.Image) and second.value.size == (1241, 1754)  # A4 at 150 dpi
+    assert isinstance(second.value, Image.Image) and second.value.size == (993, 1404)  # A4 at 120 dpi
 
 
 def test_a_bot_that_does_not_read_text_layers_gets_every_page_rendered():

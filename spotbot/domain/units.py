@@ -18,7 +18,7 @@ class MediaLimits:
     """The document and video limits (Settings fields of the same names); each fails only its asset."""
 
     max_document_pages: int = 1000
-    render_dpi: int = 150
+    render_dpi: int = 120  # A4 is 993x1403: near the OCR detector's 960-pixel side, and OCR memory stays as for photos
     max_render_pixels: int = 25_000_000
     max_video_seconds: float = 3 * 3600.0
     max_frames_per_asset: int = 2000
