@@ -136,5 +136,6 @@ class UnitFolds:
             etag=fold.task.etag,
             tags=fold_tags([(u, t or []) for u, t in zip(fold.units, fold.tags, strict=True)]),
             text=fold_text(fold.units),
+            encoding=next((getattr(u.value, "encoding", None) for u in fold.units if isinstance(u.value, str)), None),
         )
         self.writer.add(TaskOutcome(record.asset, TaskStatus.DONE), record)
