@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from spotbot.domain.catalogue import VIDEO_TYPES  # noqa: F401 - the file types this module reads
 from spotbot.domain.units import MediaLimits, Unit
 from spotbot.services.decoding import AssetError
 from spotbot.services.documents import sniff
+
+if TYPE_CHECKING:  # numpy loads with the first video: a shard of texts never pays for it
+    import numpy as np
 
 HASH_SIZE = (160, 90)  # thumbnail width, height: fine enough that one changed digit on a slide shows
 CELL_CHANGED = 24  # grey levels: a cell that moved less is compression noise
@@ -29,12 +30,16 @@ MAX_CHECK_SECONDS = 0.5
 def frame_hash(frame: Any) -> np.ndarray:
     """A frame's perceptual hash: its grey 160x90 thumbnail (FFmpeg scales it, no full-size copy)."""
     # AREA averages every pixel: bilinear at this ratio samples a few and misses thin text strokes
+    import numpy as np
+
     thumbnail = frame.reformat(width=HASH_SIZE[0], height=HASH_SIZE[1], format="gray", interpolation="AREA")
     return thumbnail.to_ndarray().astype(np.int16)
 
 
 def changed_fraction(a: np.ndarray, b: np.ndarray) -> float:
     """The share of thumbnail cells that differ by more than compression noise."""
+    import numpy as np
+
     return float(np.count_nonzero(np.abs(a - b) > CELL_CHANGED)) / a.size
 
 
