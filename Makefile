@@ -10,7 +10,7 @@ NODE_STAMP := node_modules/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[test,cloud,export,cdk,ui]"
+	$(BIN)/python -m pip install --quiet -e ".[test,cloud,export,cdk,ui,media]"
 	$(BIN)/python -m pip check
 	$(BIN)/spotbot models build  # the car-model backbone, exported once to ONNX into the model store
 	touch $(STAMP)
@@ -30,6 +30,8 @@ demo: $(STAMP)  # no Node needed to tag locally
 	SPOTBOT_HOME=.spotbot-demo $(BIN)/spotbot search --job demo-scene-text --limit 20
 	SPOTBOT_HOME=.spotbot-demo $(BIN)/spotbot search --job demo-sentiment --limit 20
 	SPOTBOT_HOME=.spotbot-demo $(BIN)/spotbot search --job demo-car-model --limit 20
+	SPOTBOT_HOME=.spotbot-demo $(BIN)/spotbot search 合同编号  # a PDF: the text-layer page
+	SPOTBOT_HOME=.spotbot-demo $(BIN)/spotbot search 感谢观看  # a video: the time the slide shows
 	@echo "JSON Lines: demo-output/<job_id>/part-*.jsonl   Try: SPOTBOT_HOME=.spotbot-demo $(BIN)/spotbot search 欢迎光临"
 
 ## Chromium for the browser tests: apt-get installs it when missing and root; otherwise those tests skip, saying why.

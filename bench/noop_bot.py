@@ -21,3 +21,12 @@ class NoopBot(Bot):
     def predict(self, batch: list[Any]) -> list[list[Tag]]:
         tag = Tag(label="seen", score=1.0)
         return [[tag] for _ in batch]
+
+
+class NoopImageBot(NoopBot):
+    """The same for images, pages and frames: what decoding, rendering and sampling cost."""
+
+    name: ClassVar[str] = "noop-image"
+    file_types: ClassVar[tuple[str, ...]] = (".png", ".jpg", ".pdf", ".mp4")
+    input_kind: ClassVar[str] = "image"
+    batch_size: ClassVar[int] = 8

@@ -14,6 +14,7 @@ from spotbot.domain import Tag
 
 
 class SceneTextBot(Bot, builtin="scene-text"):
+    reads_text_layer: ClassVar[bool] = True  # a PDF page's own text is exact: no OCR for it
     batch_size: ClassVar[int] = 4
 
     def __init__(self, min_score: float = 0.5) -> None:

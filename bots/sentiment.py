@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from spotbot.bot import TrainableBot
+from spotbot.bot import DOCUMENT_TYPES, TrainableBot
 from spotbot.domain import Tag
 from spotbot.domain.heads import HEAD_FILE, Head
 

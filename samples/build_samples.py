@@ -8,12 +8,14 @@ Run from the repository root:
 Every output is deterministic (fixed seeds, fixed sizes, fixed encoder settings) for a given
 font file and Pillow version. The generated files are committed, so users never need to run
 this; it needs a CJK font (Debian: fonts-wqy-microhei or fonts-noto-cjk) for the scene-text
-images and scikit-image (only for its bundled public-domain / CC0 photos) for samples/photos/.
+images and scikit-image (only for its bundled public-domain / CC0 photos) for samples/photos/, fpdf2 for
+samples/documents/ and PyAV (the `media` extra) for samples/videos/.
 """
 
 from __future__ import annotations
 
 import argparse
+from datetime import datetime, timezone
 import json
 import math
 import os
@@ -31,6 +33,8 @@ HERE = Path(__file__).resolve().parent
 SCENE_DIR = "scene-text"
 PHOTO_DIR = "photos"
 REVIEW_DIR = "reviews"
+DOCUMENT_DIR = "documents"
+VIDEO_DIR = "videos"
 
 # --------------------------------------------------------------------------------------------
 # Font
@@ -399,17 +403,107 @@ def build_reviews(out: Path) -> dict[str, str]:
     return expected
 
 
-def build(out: Path, font: CjkFont) -> dict:
-    for sub in (SCENE_DIR, PHOTO_DIR, REVIEW_DIR):
-        shutil.rmtree(out / sub, ignore_errors=True)  # no stale files from an earlier sample list
-    expected = {
-        "scene-text": build_scene_text(out, font),
-        "photos": build_photos(out),
-        "sentiment": build_reviews(out),
-    }
-    (out / "expected.json").write_text(
-        json.dumps(expected, ensure_ascii=False, indent=2) + "\n", encoding="utf-8", newline="\n"
-    )
+# a contract: page 1 has a text layer, page 2 is a scan (an image only) of a notice
+CONTRACT_TEXT_PAGE = ["合同编号：HT-2026-0815", "甲方：幸福面馆有限公司", "乙方：人民路物业管理处", "租期：二〇二六年一月至十二月"]
+CONTRACT_SCANNED_PAGE = ["装修通知", "三号楼电梯维修", "请走楼梯"]
+A4_POINTS = (595.28, 841.89)
+SCAN_DPI = 150
+# two slides of a short talk, as (first second, lines): slide 2 starts off the 2-second sampling grid
+VIDEO_SLIDES = [(0.0, ["第一季度销售报告", "SALES REPORT"]), (5.0, ["感谢观看", "欢迎提问"])]
+VIDEO_SECONDS = 9.0
+VIDEO_FPS = 12
+VIDEO_SIZE = (640, 360)
+
+
+def _ttf_from(font: CjkFont, folder: Path) -> Path:
+    """fpdf2 embeds one TrueType face: take it out of the .ttc collection."""
+    from fontTools.ttLib import TTFont
+
+    path = folder / "cjk-face.ttf"
+    TTFont(font.path, fontNumber=font.index).save(path)
+    return path
+
+
+def scanned_notice(font: CjkFont, lines: list[str]) -> Image.Image:
+    """An A4 page as a 150-dpi scanner gives it: off-white paper, grey noise, a slight tilt."""
+    size = (round(A4_POINTS[0] / 72 * SCAN_DPI), round(A4_POINTS[1] / 72 * SCAN_DPI))
+    image = Image.new("L", size, 236)
+    draw = ImageDraw.Draw(image)
+    draw_centered(draw, lines[0], font.at(120), (size[0] // 2, 300), 30)
+    for row, line in enumerate(lines[1:]):
+        draw_centered(draw, line, font.at(80), (size[0] // 2, 560 + row * 160), 40)
+    image = image.rotate(0.6, resample=Image.Resampling.BICUBIC, fillcolor=236)
+    return add_noise(np.asarray(image.convert("RGB"), dtype=np.float64), seed=15, sigma=6.0)
+
+
+def build_documents(out: Path, font: CjkFont) -> dict[str, dict[str, list[str]]]:
+    import tempfile
+
+    from fpdf import FPDF
+
+    folder = out / DOCUMENT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    pdf = FPDF(unit="pt", format=A4_POINTS)
+    pdf.set_creation_date(datetime(2026, 1, 1, tzinfo=timezone.utc))  # the same bytes every build
+    with tempfile.TemporaryDirectory() as tmp:
+        pdf.add_font("cjk", fname=str(_ttf_from(font, Path(tmp))))
+        pdf.add_page()
+        pdf.set_font("cjk", size=22)
+        for row, line in enumerate(CONTRACT_TEXT_PAGE):
+            pdf.text(72, 120 + row * 48, line)
+        pdf.add_page()
+        scan = Path(tmp) / "scan.jpg"
+        scanned_notice(font, CONTRACT_SCANNED_PAGE).save(scan, "JPEG", quality=70, optimize=True)
+        pdf.image(str(scan), x=0, y=0, w=A4_POINTS[0], h=A4_POINTS[1])
+        pdf.output(str(folder / "contract.pdf"))
+    return {f"{DOCUMENT_DIR}/contract.pdf": {"1": CONTRACT_TEXT_PAGE, "2": CONTRACT_SCANNED_PAGE}}
+
+
+def slide(font: CjkFont, lines: list[str], number: int) -> Image.Image:
+    background = ((24, 40, 88), (120, 28, 36))[number % 2]
+    image = Image.new("RGB", VIDEO_SIZE, background)
+    draw = ImageDraw.Draw(image)
+    draw_centered(draw, lines[0], font.at(64), (VIDEO_SIZE[0] // 2, 140), (255, 255, 255))
+    draw_centered(draw, lines[1], font.at(40), (VIDEO_SIZE[0] // 2, 250), (255, 220, 120))
+    return image
+
+
+def build_video(out: Path, font: CjkFont) -> dict[str, list[dict]]:
+    import av
+
+    folder = out / VIDEO_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    slides = [slide(font, lines, n) for n, (_, lines) in enumerate(VIDEO_SLIDES)]
+    with av.open(str(folder / "slides.mp4"), mode="w") as container:
+        stream = container.add_stream("libx264", rate=VIDEO_FPS, options={"crf": "30", "preset": "veryslow"})
+        stream.width, stream.height, stream.pix_fmt = VIDEO_SIZE[0], VIDEO_SIZE[1], "yuv420p"
+        stream.codec_context.options = {"crf": "30", "preset": "veryslow", "threads": "1"}  # one thread: the same bytes every build
+        for index in range(round(VIDEO_SECONDS * VIDEO_FPS)):
+            t = index / VIDEO_FPS
+            current = max(n for n, (start, _) in enumerate(VIDEO_SLIDES) if start <= t)
+            container.mux(stream.encode(av.VideoFrame.from_image(slides[current])))
+        container.mux(stream.encode(None))
+    return {f"{VIDEO_DIR}/slides.mp4": [{"start": start, "texts": [l.replace(" ", "") for l in lines]} for start, lines in VIDEO_SLIDES]}
+
+
+GROUPS: dict[str, tuple[str, Callable[[Path, CjkFont], dict]]] = {
+    "scene-text": (SCENE_DIR, lambda out, font: build_scene_text(out, font)),
+    "photos": (PHOTO_DIR, lambda out, font: build_photos(out)),
+    "sentiment": (REVIEW_DIR, lambda out, font: build_reviews(out)),
+    "documents": (DOCUMENT_DIR, build_documents),
+    "video": (VIDEO_DIR, build_video),
+}
+
+
+def build(out: Path, font: CjkFont, only: list[str] | None = None) -> dict:
+    """Builds the groups named (all by default), keeping the other groups' files and expected results."""
+    expected_path = out / "expected.json"
+    expected = json.loads(expected_path.read_text(encoding="utf-8")) if only and expected_path.exists() else {}
+    for group in only or list(GROUPS):
+        folder, builder = GROUPS[group]
+        shutil.rmtree(out / folder, ignore_errors=True)  # no stale files from an earlier sample list
+        expected[group] = builder(out, font)
+    expected_path.write_text(json.dumps(expected, ensure_ascii=False, indent=2) + "\n", encoding="utf-8", newline="\n")
     return expected
 
 
@@ -428,7 +522,7 @@ def check(out: Path, expected: dict, threads: int) -> bool:
     ocr = SceneTextBot()
     ocr.load(threads=threads)
     for group in ("scene-text", "photos"):
-        for rel, wanted in expected[group].items():
+        for rel, wanted in expected.get(group, {}).items():
             image = decode_image((out / rel).read_bytes(), limits)
             start = time.perf_counter()
             tags = ocr.predict([image])[0]
@@ -444,13 +538,37 @@ def check(out: Path, expected: dict, threads: int) -> bool:
             status = "ok  " if good else "FAIL"
             print(f"{status} {rel:32s} {seconds:5.2f}s read={[t.text for t in tags]}"
                   + ("" if good else f" problem={missing}"))
+    ok &= check_media(out, expected, ocr, limits)
     sentiment = SentimentBot()
     sentiment.load()
-    for rel, label in expected["sentiment"].items():
+    for rel, label in expected.get("sentiment", {}).items():
         tag = sentiment.predict([decode_text((out / rel).read_bytes(), limits)])[0][0]
         good = tag.label == label
         ok &= good
         print(f"{'ok  ' if good else 'FAIL'} {rel:32s} expected={label} got={tag.label} ({tag.score})")
+    return ok
+
+
+def check_media(out: Path, expected: dict, ocr, limits) -> bool:
+    """The PDF's pages and the video's slides through the pipeline's own unit readers and the OCR bot."""
+    from spotbot.services.decoding import decode_asset
+    from spotbot.services.units import expand_units
+
+    ok = True
+    for rel, pages in expected.get("documents", {}).items():
+        for unit in expand_units(decode_asset((out / rel).read_bytes(), "image", limits, rel), True):
+            tags = list(unit.tags) if unit.tags is not None else ocr.predict([unit.value])[0]
+            read = "".join(tag.text for tag in tags).replace(" ", "")
+            missing = [s for s in pages[str(unit.page)] if s not in read]
+            ok &= not missing
+            print(f"{'FAIL' if missing else 'ok  '} {rel} page {unit.page} read={[t.text for t in tags]}")
+    for rel, slides in expected.get("video", {}).items():
+        for unit in expand_units(decode_asset((out / rel).read_bytes(), "image", limits, rel), True):
+            read = "".join(tag.text for tag in ocr.predict([unit.value])[0]).replace(" ", "")
+            slide = max((s for s in slides if s["start"] <= unit.t), key=lambda s: s["start"])
+            missing = [s for s in slide["texts"] if s not in read]
+            ok &= not missing
+            print(f"{'FAIL' if missing else 'ok  '} {rel} t={unit.t} read={read}")
     return ok
 
 
@@ -459,13 +577,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE, help="output folder (default: samples/)")
     parser.add_argument("--font", default=os.environ.get("SAMPLES_CJK_FONT"),
                         help="a CJK font file to use instead of searching the usual places")
+    parser.add_argument("--only", help=f"comma-separated groups to rebuild, of {','.join(GROUPS)} (default: all)")
     parser.add_argument("--check", action="store_true", help="after building, run the real bots on the samples")
     parser.add_argument("--threads", type=int, default=2, help="OCR threads for --check")
     args = parser.parse_args()
 
     font = find_cjk_font(args.font)
     print(f"font: {font.path} (face {font.index}: {' '.join(font.at(12).getname())})")
-    expected = build(args.out, font)
+    expected = build(args.out, font, args.only.split(",") if args.only else None)
     total = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     print(f"wrote {sum(len(v) for v in expected.values())} samples to {args.out} ({total / 1024:.0f} KiB in the folder)")
     if args.check and not check(args.out, expected, args.threads):

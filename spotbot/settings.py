@@ -29,6 +29,16 @@ class Settings(BaseSettings):
         description="Encodings tried in order for text assets, e.g. utf-8,gb18030; then the encoding is detected",
     )
     read_timeout_seconds: float = Field(default=60.0, gt=0, description="An asset whose read takes longer fails alone")
+    # documents and video (spotbot/services/documents.py, video.py): each limit fails only the asset over it
+    max_document_pages: int = Field(default=1000, ge=1, description="Documents with more pages fail without being read")
+    render_dpi: int = Field(default=120, ge=36, le=600, description="Resolution scanned PDF pages are rendered at for OCR")
+    max_render_pixels: int = Field(default=25_000_000, ge=1, description="A page larger than this at render_dpi fails its document")
+    max_video_seconds: float = Field(default=3 * 3600.0, gt=0, description="Longer videos fail without being decoded")
+    max_frames_per_asset: int = Field(default=2000, ge=1, description="A video that samples more frames fails")
+    video_sample_seconds: float = Field(default=2.0, gt=0, description="A video frame is sampled this often (plus at scene cuts)")
+    video_dedup_fraction: float = Field(
+        default=0.0003, ge=0, le=1, description="A sampled frame differing from the last kept one in fewer cells is skipped"
+    )
     read_concurrency: int = Field(default=8, ge=1, description="Assets read and decoded ahead, per worker")
     write_batch: int = Field(default=256, ge=1, description="Tag records per index transaction")
     write_interval_seconds: float = Field(default=1.0, gt=0, description="Longest wait before buffered tags are written")

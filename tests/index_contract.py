@@ -28,6 +28,7 @@ __all__ = [
     "test_search_orders_newest_first_limits_and_snips",
     "test_search_matches_case_insensitively_and_in_tag_fields",
     "test_search_words_match_as_whole_substrings",
+    "test_tags_keep_the_page_and_time_they_were_found_at",
 ]
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -232,3 +233,17 @@ def test_search_words_match_as_whole_substrings(index):
     ]
     index.record_outcomes(records, [], "j")
     assert [hit.record.asset for hit in index.search(SearchQuery(text="价格便宜"))] == ["/src/yes.txt"]
+
+
+def test_tags_keep_the_page_and_time_they_were_found_at(index):
+    """Documents' and videos' tags carry `page` and `t`: search (and so GET /tags) gives them back."""
+    add_assets(index, "j", refs("contract.pdf", "talk.mp4"), shard_size=10)
+    records = [
+        record("/src/contract.pdf", [Tag(label="text", score=1.0, text="合同编号 HT-1", box=[[0, 0], [9, 0], [9, 9], [0, 9]], page=3)]),
+        record("/src/talk.mp4", [Tag(label="text", score=0.9, text="感谢观看", t=73.2)]),
+    ]
+    index.record_outcomes(records, [TaskOutcome(r.asset, TaskStatus.DONE) for r in records], "j")
+    (document,) = index.search(SearchQuery(text="合同编号"))
+    assert document.record.tags[0].model_extra == {"text": "合同编号 HT-1", "box": [[0, 0], [9, 0], [9, 9], [0, 9]], "page": 3}
+    (video,) = index.search(SearchQuery(text="感谢观看"))
+    assert video.record.tags[0].model_extra["t"] == 73.2

@@ -28,7 +28,15 @@ def by_relative_path(records: list[dict]) -> dict[str, dict]:
 def test_scene_text_reads_the_known_strings(tagged, expected):
     home, out = tagged
     records = by_relative_path(assert_outputs_agree(home, out, "ocr"))
-    assert records.keys() == expected["scene-text"].keys() | expected["photos"].keys()
+    media = expected["documents"].keys() | expected["video"].keys()  # pages and frames: tests/test_documents_cli.py
+    assert records.keys() == expected["scene-text"].keys() | expected["photos"].keys() | media
+    for path, pages in expected["documents"].items():
+        for page, strings in pages.items():
+            read = "".join(t["text"] for t in records[path]["tags"] if t["page"] == int(page)).replace(" ", "")
+            assert all(s in read for s in strings), f"{path} page {page}: read {read}"
+    for path, slides in expected["video"].items():
+        read = "".join(t["text"] for t in records[path]["tags"]).replace(" ", "")
+        assert all(s in read for slide in slides for s in slide["texts"]), f"{path}: read {read}"
     for path, strings in expected["scene-text"].items():
         lines = [tag["text"] for tag in records[path]["tags"]]
         read = "".join(lines).replace(" ", "")
@@ -67,9 +75,9 @@ def test_jobs_status_and_bots_commands(tagged):
     jobs = json.loads(run_spotbot(home, "jobs", "--json").stdout)
     assert {j["job_id"]: j["status"] for j in jobs} == {"ocr": "COMPLETED", "reviews": "COMPLETED"}
     status = run_spotbot(home, "status", "ocr").stdout
-    assert "COMPLETED" in status and "done 13" in status
+    assert "COMPLETED" in status and "done 15" in status  # 13 images, the PDF and the video
     summary = json.loads((out / "ocr" / "_job.json").read_text())
-    assert summary["counts"]["done"] == 13 and summary["status"] == "COMPLETED"
+    assert summary["counts"]["done"] == 15 and summary["status"] == "COMPLETED"
     bots = {b["name"]: b for b in json.loads(run_spotbot(home, "bots", "--json").stdout)}
-    assert bots["scene-text"]["file_types"][:2] == [".jpg", ".jpeg"] and bots["sentiment"]["file_types"] == [".txt"]
+    assert bots["scene-text"]["file_types"][:2] == [".jpg", ".jpeg"] and bots["sentiment"]["file_types"] == [".txt", ".pdf"]
     assert bots["sentiment"]["model_version"] == "v1" and bots["scene-text"]["runtime"] == "in-process"

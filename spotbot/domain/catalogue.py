@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 IMAGE_TYPES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+DOCUMENT_TYPES = (".pdf",)  # expanded into pages (spotbot/services/documents.py)
+VIDEO_TYPES = (".mp4", ".mov", ".mkv", ".webm")  # expanded into sampled frames (spotbot/services/video.py)
 
 
 @dataclass(frozen=True)
@@ -24,11 +26,11 @@ class BuiltinBot:
 BUILTIN_CATALOGUE: dict[str, BuiltinBot] = {
     bot.name: bot
     for bot in (
-        BuiltinBot("scene-text", "bots.scene_text:SceneTextBot", IMAGE_TYPES, "image",
+        BuiltinBot("scene-text", "bots.scene_text:SceneTextBot", IMAGE_TYPES + DOCUMENT_TYPES + VIDEO_TYPES, "image",
                    "Chinese and English text lines in images: text, score, box"),
-        BuiltinBot("sentiment", "bots.sentiment:SentimentBot", (".txt",), "text",
+        BuiltinBot("sentiment", "bots.sentiment:SentimentBot", (".txt",) + DOCUMENT_TYPES, "text",
                    "Chinese text: positive or negative, with a score"),
-        BuiltinBot("car-model", "bots.car_model:CarModelBot", IMAGE_TYPES, "image",
+        BuiltinBot("car-model", "bots.car_model:CarModelBot", IMAGE_TYPES + VIDEO_TYPES, "image",
                    "vehicles in photos: a vehicle score, the body type, and make/model when the model has a trained head"),
     )
 }  # fmt: skip

@@ -26,6 +26,7 @@ class Bot(ABC):
     batch_size: ClassVar[int] = 8
     runtime: ClassVar[str] = "in-process"
     needs_model_version: ClassVar[bool] = False  # ships no model: it runs only once a version is in a model store
+    reads_text_layer: ClassVar[bool] = False  # True: a PDF page's text layer stands for OCR of it (scene-text)
     description: ClassVar[str] = ""
 
     model_version: str = "unloaded"

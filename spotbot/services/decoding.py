@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import codecs
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from typing import TYPE_CHECKING
 
 from spotbot.ports.bot import InputKind
+from spotbot.domain.units import MediaLimits
 
 if TYPE_CHECKING:  # Pillow loads on the first image decoded: the Lambdas that raise AssetError never need it
     from PIL import Image
@@ -26,6 +27,7 @@ class DecodeLimits:
     max_text_bytes: int
     text_encodings: tuple[str, ...] = ("utf-8",)
     max_decode_side: int = 4096  # a larger JPEG is decoded at 1/2, 1/4 or 1/8 scale: memory stays bounded
+    media: MediaLimits = field(default_factory=MediaLimits)  # documents and video
 
 
 def _mib(n: int) -> str:
@@ -168,7 +170,13 @@ def _decode_with_bom(data: bytes) -> tuple[str, str] | None:
     return None
 
 
-def decode_asset(data: bytes, kind: InputKind, limits: DecodeLimits) -> Any:
+def decode_asset(data: bytes, kind: InputKind, limits: DecodeLimits, name: str = "") -> Any:
+    """What the bot reads of an asset; for a document or video (by name's type), a lazy source of its units."""
+    from spotbot.services.units import open_media  # documents and video: spotbot/services/units.py
+
+    media = open_media(name, data, kind, limits)
+    if media is not None:
+        return media
     if kind == "image":
         return decode_image(data, limits)
     if kind == "text":

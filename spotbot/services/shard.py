@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spotbot.services.decoding import AssetError, DecodeLimits, decode_asset
-from spotbot.domain import AssetRef, Tag, TagRecord, Task, TaskStatus, tag_record_to_json
+from spotbot.domain import AssetRef, TagRecord, Task, TaskStatus, tag_record_to_json
+from spotbot.domain.units import MediaLimits
+from spotbot.services.units import Ticket, UnitFolds, expand_units
 from spotbot.ports import (
     AssetJournal,
     AssetStore,
@@ -38,6 +40,7 @@ def limits_from(settings: Settings) -> DecodeLimits:
         max_image_pixels=settings.max_image_pixels,
         max_text_bytes=settings.max_text_bytes,
         text_encodings=tuple(settings.text_encodings),
+        media=MediaLimits(**{f: getattr(settings, f) for f in MediaLimits.__dataclass_fields__}),
         max_decode_side=settings.max_decode_side,
     )
 
@@ -113,7 +116,7 @@ def tag_shard(
         if journal is not None:
             journal.started(task.asset)
         asset = AssetRef(uri=task.asset, etag=task.etag, size=0)
-        return decode_asset(store.read(asset, limits.max_asset_bytes), runtime.input_kind, limits)  # type: ignore[arg-type]
+        return decode_asset(store.read(asset, limits.max_asset_bytes), runtime.input_kind, limits, task.asset)  # type: ignore[arg-type]
 
     stopped = False
     try:
@@ -150,25 +153,38 @@ def _tag_tasks(
         return False
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="read")
     stopped = False
+    folds = UnitFolds(writer, job_id, runtime)  # units (pages, frames) back into one record per asset
+    text_layer = bool(getattr(runtime, "reads_text_layer", False))
+    by_asset = {task.asset: task for task in tasks}
     try:
-        batch: list[tuple[Task, Any]] = []
+        batch: list[tuple[Ticket, Any]] = []
         for task, decoded in _read_ahead(tasks, pool, read_and_decode, window=concurrency * 2 if concurrency > 1 else 1):
             if should_stop():  # checked per asset, so a run of bad assets cannot outlast a stop notice
                 stopped = True
                 break
             try:
-                batch.append((task, decoded.result(timeout=settings.read_timeout_seconds)))
+                units = expand_units(decoded.result(timeout=settings.read_timeout_seconds), text_layer)
+                for number, unit in enumerate(units):  # lazy: one page or frame at a time
+                    if number and (stopped := should_stop()):  # and per unit: a long video cannot outlast it either
+                        break
+                    ticket = folds.add(task, unit)
+                    if ticket is not None:
+                        batch.append((ticket, unit.value))
+                    if len(batch) >= batch_size:
+                        _predict_batch(batch, runtime, folds, by_asset)
+                        batch = []
+                    if folds.is_failed(task):
+                        break
             except AssetError as error:
-                writer.add(TaskOutcome(task.asset, TaskStatus.FAILED, str(error)))
+                folds.failed(task, str(error))
             except FutureTimeout:  # a file that blocks on read (a hung mount): it fails, the shard goes on
                 decoded.cancel()
-                message = f"reading took longer than read_timeout_seconds ({settings.read_timeout_seconds:g} s)"
-                writer.add(TaskOutcome(task.asset, TaskStatus.FAILED, message))
-            if len(batch) >= batch_size:
-                _predict_batch(batch, runtime, writer, job_id)
-                batch = []
+                folds.failed(task, f"reading took longer than read_timeout_seconds ({settings.read_timeout_seconds:g} s)")
+            if stopped:
+                break  # the asset stays PENDING: its retry tags it whole
+            folds.expanded(task)
         if batch:  # at most one micro-batch, decoded already: tagging it beats redoing it
-            _predict_batch(batch, runtime, writer, job_id)
+            _predict_batch(batch, runtime, folds, by_asset)
         return stopped
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # a read stuck in the kernel must not hold the shard
@@ -187,25 +203,13 @@ def _read_ahead(
         yield in_flight.popleft()
 
 
-def _predict_batch(batch: list[tuple[Task, Any]], runtime: BotRuntime, writer: _ShardWriter, job_id: str) -> None:
+def _predict_batch(batch: list[tuple[Ticket, Any]], runtime: BotRuntime, folds: UnitFolds, tasks: dict[str, Task]) -> None:
     # RuntimeUnavailableError passes through: the endpoint is down, not the asset bad, so the shard stops
     results = predict_each(
-        runtime.predict, [decoded for _, decoded in batch], bot_name=runtime.bot_name, passthrough=(RuntimeUnavailableError,)
+        runtime.predict, [value for _, value in batch], bot_name=runtime.bot_name, passthrough=(RuntimeUnavailableError,)
     )
-    for (task, decoded), tags in zip(batch, results, strict=True):
+    for (ticket, _), tags in zip(batch, results, strict=True):
         if isinstance(tags, BotFailure):
-            writer.add(TaskOutcome(task.asset, TaskStatus.FAILED, f"bot error: {tags.error}"))
-            continue
-        record = TagRecord(
-            job_id=job_id,
-            bot=runtime.bot_name,
-            model_version=runtime.model_version,
-            asset=task.asset,
-            etag=task.etag,
-            tags=tags,
-            text=str(decoded) if isinstance(decoded, str) else None,
-            encoding=getattr(decoded, "encoding", None),
-        )
-        writer.add(TaskOutcome(record.asset, TaskStatus.DONE), record)
-
-
+            folds.failed(tasks[ticket[0]], f"bot error: {tags.error}")
+        else:
+            folds.tagged(ticket, tags)

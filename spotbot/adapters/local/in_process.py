@@ -16,6 +16,7 @@ class InProcessRuntime:
         self.bot_name = bot.name
         self.model_version = bot.model_version
         self.input_kind = bot.input_kind
+        self.reads_text_layer = bot.reads_text_layer
         self.batch_size = batch_size or bot.batch_size
 
     @classmethod

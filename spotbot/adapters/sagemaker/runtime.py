@@ -87,6 +87,7 @@ class SageMakerRuntime:
         self.endpoint_name = endpoint_name
         self.bot_name: str = bot_class.name
         self.input_kind: str = bot_class.input_kind
+        self.reads_text_layer: bool = bot_class.reads_text_layer  # text-layer pages never reach the endpoint
         self.batch_size: int = batch_size or bot_class.batch_size
         try:
             self.model_version: str = bot_class.default_model_version()

@@ -224,6 +224,7 @@ def search_remote(
 ) -> None:
     """Search the tags in AWS (OpenSearch): full text with filters on bot, label and job, newest first."""
     from spotbot.domain import Tag
+    from spotbot.domain.units import where_found
 
     client = _client(api, region)
     page = _call(lambda: client.search(query, bot=bot, label=label, job=job, limit=limit, after=after))
@@ -237,7 +238,9 @@ def search_remote(
     table.columns[0].overflow = "fold"
     for item in page["items"]:
         tags = [Tag.model_validate(tag) for tag in item.get("tags", [])]
-        table.add_row(item["asset"], _summarize_tags(tags), item.get("snippet", ""), item["bot"], item["job_id"])
+        where = where_found(tags, (query or "").split())  # a document's page, a video's time
+        asset = item["asset"] + (f" ({where})" if where else "")
+        table.add_row(asset, _summarize_tags(tags), item.get("snippet", ""), item["bot"], item["job_id"])
     out.print(table)
     if page.get("next"):
         err.print(f"more: --after {page['next']}", highlight=False)

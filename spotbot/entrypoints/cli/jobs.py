@@ -112,6 +112,7 @@ def search(
 
         return search_remote(query, bot=bot, label=label, job=job, limit=limit, api=api, as_json=as_json)
     from spotbot.ports import SearchQuery
+    from spotbot.domain.units import where_found
     from spotbot.adapters.wiring import open_local_index
 
     index = open_local_index(load_settings(home))
@@ -132,7 +133,8 @@ def search(
     if not job:
         table.add_column("job", overflow="fold")
     for hit in hits:
-        row = [hit.record.asset, summarize_tags(hit.record.tags), hit.snippet]
+        where = where_found(hit.record.tags, (query or "").split())  # a document's page, a video's time
+        row = [hit.record.asset + (f" ({where})" if where else ""), summarize_tags(hit.record.tags), hit.snippet]
         row += [hit.record.bot] if not bot else []
         row += [hit.record.job_id] if not job else []
         table.add_row(*row)
