@@ -74,3 +74,17 @@ def test_the_setup_script_takes_the_torch_pin_from_pyproject():
     assert not re.search(r"torch==[0-9]", script) and '["optional-dependencies"]["export"]' in script
     export = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["export"]
     assert any(requirement.startswith("torch==") for requirement in export)
+
+
+def test_the_worker_image_installs_what_decoding_documents_and_video_needs():
+    """The Spot worker reads PDFs and video (the `media` extra); the Lambda layer never does."""
+    import tomllib
+
+    worker = (REPO / "batch_jobs" / "Dockerfile").read_text(encoding="utf-8")
+    (line,) = [line for line in worker.splitlines() if line.startswith("RUN spotbot-image install ")]
+    extras = set(line.split()[3].split(","))
+    assert {"cloud", "media"} <= extras
+    optional = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    assert {"av", "pypdfium2"} <= {spec.split("==")[0] for spec in optional["media"]}
+    layer = (REPO / "stacks" / "lambda-requirements.txt").read_text(encoding="utf-8").lower()
+    assert "pypdfium2" not in layer and "\nav==" not in layer
