@@ -67,14 +67,18 @@ import boto3  # noqa: E402
 
 from spotbot.adapters.aws.batch import BatchQueue  # noqa: E402
 from spotbot.domain import JobCounts, JobStatus  # noqa: E402
-from spotbot.services.cloud_jobs import CloudJobs, resume_job, submit_job  # noqa: E402
+from spotbot.services.cloud_jobs import CloudJobs, resume_job  # noqa: E402
+from spotbot.services.submission import submit_job  # noqa: E402
 from spotbot.services.cloud_requests import JobSubmission  # noqa: E402
 from spotbot.services.finalize import FinalizeRequest, finalize_job  # noqa: E402
 from spotbot.services.job_cost import CostBasis, stop_over_budget  # noqa: E402
 from spotbot.settings import Settings  # noqa: E402
 from tests.fakes import STATE_MACHINE, FakeCompute, FakeIndex, FakeWorkflow  # noqa: E402
 
-SETTINGS = Settings(state_machine_arn=STATE_MACHINE, batch_job_queue="workers", work_bucket="work")
+SETTINGS = Settings(
+    state_machine_arn=STATE_MACHINE, batch_job_queue="workers", work_bucket="work", source_buckets=["assets"],
+    default_output="s3://out/tags",
+)
 BASIS = CostBasis(TABLE, worker_vcpus=2, spot_discount=0.7)
 
 
