@@ -4,48 +4,15 @@ from __future__ import annotations
 
 import codecs
 import io
-from dataclasses import dataclass, field
 from typing import Any
 
 from typing import TYPE_CHECKING
 
 from spotbot.ports.bot import InputKind
-from spotbot.domain.units import MediaLimits
+from spotbot.domain.limits import AssetError, DecodeLimits, check_size, mib  # noqa: F401 (the decoders' errors and limits)
 
 if TYPE_CHECKING:  # Pillow loads on the first image decoded: the Lambdas that raise AssetError never need it
     from PIL import Image
-
-
-class AssetError(Exception):
-    """The asset itself is bad (corrupt, empty, too large): its task fails, the job goes on."""
-
-
-@dataclass(frozen=True)
-class DecodeLimits:
-    max_asset_bytes: int
-    max_image_pixels: int
-    max_text_bytes: int
-    text_encodings: tuple[str, ...] = ("utf-8",)
-    max_decode_side: int = 4096  # a larger JPEG is decoded at 1/2, 1/4 or 1/8 scale: memory stays bounded
-    media: MediaLimits = field(default_factory=MediaLimits)  # documents and video
-
-
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
-
-
-def too_large(size: int, max_asset_bytes: int) -> str:
-    return (
-        f"asset is {_mib(size)}, above max_asset_bytes ({_mib(max_asset_bytes)}); "
-        "raise SPOTBOT_MAX_ASSET_BYTES to allow it"
-    )
-
-
-def check_size(size: int, limits: DecodeLimits) -> None:
-    if size == 0:
-        raise AssetError("empty file (0 bytes)")
-    if size > limits.max_asset_bytes:
-        raise AssetError(too_large(size, limits.max_asset_bytes))
 
 
 def decode_image(data: bytes, limits: DecodeLimits) -> Image.Image:
@@ -97,7 +64,7 @@ def decode_text(data: bytes, limits: DecodeLimits) -> str:
     check_size(len(data), limits)
     if len(data) > limits.max_text_bytes:
         raise AssetError(
-            f"text is {_mib(len(data))}, above max_text_bytes ({_mib(limits.max_text_bytes)}); "
+            f"text is {mib(len(data))}, above max_text_bytes ({mib(limits.max_text_bytes)}); "
             "raise SPOTBOT_MAX_TEXT_BYTES to allow it"
         )
     text, encoding = _decode_with_bom(data) or (None, None)

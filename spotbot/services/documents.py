@@ -15,7 +15,7 @@ from typing import Any
 from spotbot.domain.catalogue import DOCUMENT_TYPES  # noqa: F401 - the file types this module reads
 from spotbot.domain import Tag
 from spotbot.domain.units import MediaLimits, Unit
-from spotbot.services.decoding import AssetError
+from spotbot.domain.limits import AssetError
 
 TEXT_LAYER_SCORE = 1.0  # the text layer is the document's own text, not a guess
 PDF_POINTS_PER_INCH = 72

@@ -6,7 +6,6 @@ adapters passed in differ.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator

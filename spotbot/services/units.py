@@ -21,7 +21,7 @@ from spotbot.domain import Tag, TagRecord, Task, TaskStatus
 from spotbot.domain.units import Unit, fold_tags, fold_text
 from spotbot.ports import TaskOutcome
 from spotbot.services import documents, video
-from spotbot.services.decoding import AssetError, DecodeLimits, check_size
+from spotbot.domain.limits import AssetError, DecodeLimits, check_size
 
 
 @dataclass(frozen=True)

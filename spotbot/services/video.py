@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from spotbot.domain.catalogue import VIDEO_TYPES  # noqa: F401 - the file types this module reads
 from spotbot.domain.units import MediaLimits, Unit
-from spotbot.services.decoding import AssetError
+from spotbot.domain.limits import AssetError
 from spotbot.services.documents import sniff
 
 if TYPE_CHECKING:  # numpy loads with the first video: a shard of texts never pays for it
