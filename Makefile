@@ -44,7 +44,8 @@ browser:
 
 ## Run the test suite (CI runs exactly this, through .ci/run).
 test: setup browser
-	$(BIN)/python -m pytest
+	# the Lambda layer is built as cdk deploy builds it (pip for the Lambda platform) and each handler imported from it
+	SPOTBOT_TEST_LAYER_BUILD=1 $(BIN)/python -m pytest
 
 ## Benchmarks: figures, not pass/fail.
 bench: setup

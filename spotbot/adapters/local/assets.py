@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from spotbot.domain import AssetRef, NotFoundError
-from spotbot.services.decoding import AssetError, too_large
+from spotbot.domain.limits import AssetError, too_large
 
 UNDECODABLE_NAME = "undecodable-name"  # the etag of a file whose name is not UTF-8: its task fails, shown escaped
 _KINDS = {

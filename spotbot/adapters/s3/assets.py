@@ -9,7 +9,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from spotbot.services.decoding import AssetError, too_large
+from spotbot.domain.limits import AssetError, too_large
 from spotbot.adapters.s3.keys import asset_of, is_wanted, wanted_types
 from spotbot.domain import AssetRef, NotFoundError, UnavailableError
 
