@@ -23,7 +23,10 @@ from moto import mock_aws
 from lambdas.api.handler import app, cloud_jobs, handler
 from spotbot.adapters.aws.batch import BatchQueue
 from spotbot.adapters.aws.stepfunctions import StepFunctionsEngine
+from lambdas.api.reviews import review_service
 from spotbot.adapters.opensearch.index import OpenSearchTagIndex
+from spotbot.adapters.opensearch.reviews import OpenSearchReviewStore
+from spotbot.services.reviews import ReviewService
 from spotbot.services.cloud_jobs import CloudJobs
 from spotbot.settings import Settings
 
@@ -112,6 +115,9 @@ def cloud(aws, settings):
         settings=settings,
     )
     app.dependency_overrides[cloud_jobs] = lambda: jobs
+    reviews = OpenSearchReviewStore(index)  # the review routes' dependency, on the same index
+    reviews.ensure_index()
+    app.dependency_overrides[review_service] = lambda: ReviewService(reviews)
     yield jobs
     app.dependency_overrides.clear()
     index.close()

@@ -308,8 +308,11 @@ def test_the_bot_registry(cloud):
     assert status == 200 and replaced["instance_type"] == "ml.g5.xlarge"
     by_digest = f"{IMAGE.split(':')[0]}@sha256:{'a' * 64}"
     in_container = {"name": "word-count", "file_types": [".txt"], "runtime": "in-container", "image_uri": by_digest}
-    assert call("PUT", "/bots/{name}", name="word-count", body=in_container)[0] == 201
-    assert call("PUT", "/bots/{name}", name="other-name", body=in_container)[1]["fields"][0]["field"] == "body.name"
+    status, refused = call("PUT", "/bots/{name}", name="word-count", body=in_container)
+    assert status == 400 and fields(refused) == ["body.runtime"] and "sagemaker-endpoint" in refused["fields"][0]["message"]
+    digest_bot = {**detector, "name": "word-count", "image_uri": by_digest}
+    assert call("PUT", "/bots/{name}", name="word-count", body=digest_bot)[0] == 201
+    assert call("PUT", "/bots/{name}", name="other-name", body=digest_bot)[1]["fields"][0]["field"] == "body.name"
 
     status, answer = call("POST", "/bots", body={**detector, "name": "sentiment"})
     assert status == 409 and "built-in" in answer["error"]

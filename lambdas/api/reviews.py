@@ -20,6 +20,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import Field
 
+from lambdas.api.shapes import errors, json_answer
 from spotbot.domain import BadInputError, NotFoundError
 from spotbot.domain.reviews import MAX_REVIEWER_CHARS, Decision
 from spotbot.services.cloud_requests import InvalidRequest
@@ -60,7 +61,11 @@ def _checked_id(record_id: str) -> str:
     return record_id
 
 
-@router.get("/reviews", summary="The review queue of a bot's low-confidence tags (with a random sample), and accuracy")
+@router.get(
+    "/reviews",
+    summary="The review queue of a bot's low-confidence tags (with a random sample), and accuracy",
+    responses={200: json_answer(dict[str, Any], "The queue and the reviewed accuracy"), **errors(400)},
+)
 def review_queue(
     reviews: Reviews,
     bot: Annotated[str | None, Query(max_length=100)] = None,
@@ -73,7 +78,11 @@ def review_queue(
                          "items": items, "accuracy": accuracy})
 
 
-@router.get("/reviews/export", summary="A bot's accepted and corrected tags as Ground Truth manifest lines")
+@router.get(
+    "/reviews/export",
+    summary="A bot's accepted and corrected tags as Ground Truth manifest lines",
+    responses={200: json_answer(dict[str, Any], "The manifest lines"), **errors(400)},
+)
 def review_export(reviews: Reviews, bot: Annotated[str, Query(min_length=1, max_length=100)]):
     try:
         lines = reviews.manifest(bot)
@@ -82,7 +91,11 @@ def review_export(reviews: Reviews, bot: Annotated[str, Query(min_length=1, max_
     return _answer(200, {"bot": bot, "lines": lines})
 
 
-@router.get("/reviews/<record_id>", summary="A tag record and every decision on it, oldest first")
+@router.get(
+    "/reviews/<record_id>",
+    summary="A tag record and every decision on it, oldest first",
+    responses={200: json_answer(dict[str, Any], "The record and its decisions"), **errors(400, 404)},
+)
 def review_history(record_id: Annotated[str, Path()], reviews: Reviews):
     record = reviews.store.record(_checked_id(record_id))
     if record is None:
@@ -91,7 +104,11 @@ def review_history(record_id: Annotated[str, Path()], reviews: Reviews):
     return _answer(200, {"id": record_id, "record": record.model_dump(mode="json", exclude_none=True), "history": history})
 
 
-@router.post("/reviews/<record_id>", summary="Decide on one tag: accept, correct, fix_text or reject")
+@router.post(
+    "/reviews/<record_id>",
+    summary="Decide on one tag: accept, correct, fix_text or reject",
+    responses={201: json_answer(dict[str, Any], "The decision, stored"), **errors(400, 404, 415)},
+)
 def review_decide(record_id: Annotated[str, Path()], decision: Annotated[ReviewDecision, Body()], reviews: Reviews):
     reviewer = _caller(router.current_event) or decision.reviewer
     if not reviewer:

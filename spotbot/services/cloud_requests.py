@@ -110,6 +110,18 @@ class BotRegistration(BaseModel):
     model_version: str | None = Field(default=None, max_length=128)
     description: str = Field(default="", max_length=500)
 
+    @field_validator("runtime")
+    @classmethod
+    def _runtime(cls, value: str) -> str:
+        # a Batch job cannot swap its image per job, so an in-container bot would run in the stock worker image
+        if value == "in-container":
+            raise ValueError(
+                "in-container registrations are not supported: the Spot workers run the stack's worker image, which "
+                "cannot load your image; register runtime sagemaker-endpoint (your image serves the bot), or build "
+                "your bot into the worker image and submit jobs with bot \"module:Class\""
+            )
+        return value
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
