@@ -53,7 +53,8 @@ def test_a_role_is_a_settings_with_what_it_was_given(bare_env):
     bare_env.setenv("SPOTBOT_OPENSEARCH_ENDPOINT", "https://search.example")
     bare_env.setenv("SPOTBOT_WORK_BUCKET", "work")
     scanner = load_role(ScannerSettings)
-    assert isinstance(scanner, Settings) and scanner.work_bucket == "work" and scanner.scan_parallelism == 16
+    default_parallelism = Settings.model_fields["scan_parallelism"].default
+    assert isinstance(scanner, Settings) and scanner.work_bucket == "work" and scanner.scan_parallelism == default_parallelism
     bare_env.setenv("SPOTBOT_MODELS", "/local/models")
     with pytest.raises(RoleSettingsError, match="SPOTBOT_MODELS"):
         load_role(RegistrySettings)  # the registry Lambda reads an S3 store only
