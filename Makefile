@@ -10,7 +10,7 @@ NODE_STAMP := node_modules/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[test,cloud,export,cdk,ui,media]"
+	$(BIN)/python -m pip install --quiet -e ".[test,cloud,export,cdk,ui,media,inventory]"
 	$(BIN)/python -m pip check
 	$(BIN)/spotbot models build  # the car-model backbone, exported once to ONNX into the model store
 	touch $(STAMP)
