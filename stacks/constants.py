@@ -11,6 +11,8 @@ from typing import get_args
 
 from aws_cdk import aws_lambda as lambda_
 
+from spotbot.services.cloud_jobs import DEFAULT_JOB_DEFINITION as CLOUD_DEFAULT_JOB_DEFINITION
+from spotbot.services.endpoints import NAME_PREFIX
 from spotbot.settings import Settings
 
 # bot runtimes and endpoint defaults: the Settings fields the endpoint Lambda reads them into
@@ -33,13 +35,12 @@ MODELS_PREFIX = "models/"  # the model store: models/<bot>/<version>/model.tar.g
 OUTPUT_PREFIX = "tags"  # default output of cloud jobs: s3://<output bucket>/tags/<job_id>/
 
 # SageMaker
-ENDPOINT_NAME_PREFIX = "spotbot-"  # spotbot.services.endpoints.NAME_PREFIX: every model, config and endpoint it makes
+ENDPOINT_NAME_PREFIX = NAME_PREFIX  # every model, config and endpoint the endpoint service makes
 
 # Batch
-DEFAULT_JOB_DEFINITION = "*"  # spotbot.services.cloud_jobs.job_definition_for: the job definition of bots without their own
+DEFAULT_JOB_DEFINITION = CLOUD_DEFAULT_JOB_DEFINITION  # the job definition of bots without their own
 WORKER_DOCKERFILE = "batch_jobs/Dockerfile"
 SERVING_DOCKERFILE = "bots/Dockerfile"
-TRAINING_DOCKERFILE = "training/Dockerfile"
 # The ECS agent keeps some of an instance's memory: a 2-vCPU/4-GiB host (c*.large) offers about 3.7 GiB to tasks
 ECS_RESERVED_MEMORY_MIB = 512
 # What the worker image carries: onnxruntime (CPU) from pyproject.toml; GPU jobs would get a GPU and not use it

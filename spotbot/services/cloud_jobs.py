@@ -35,9 +35,12 @@ _RESUME_SUFFIX = re.compile(r"-r(\d+)$")
 # configuration
 
 
+DEFAULT_JOB_DEFINITION = "*"  # the key of SPOTBOT_JOB_DEFINITIONS for every bot without its own
+
+
 def job_definition_for(settings: Settings, bot: str) -> str:
     """The Batch job definition a bot's workers run as: its own (a GPU one, say), else the default."""
-    return settings.job_definitions.get(bot) or settings.job_definitions.get("*", "")
+    return settings.job_definitions.get(bot) or settings.job_definitions.get(DEFAULT_JOB_DEFINITION, "")
 
 
 # the index and the control planes
