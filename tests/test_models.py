@@ -119,3 +119,34 @@ def test_s3_model_store_drop_in(tmp_path, monkeypatch):
         # replacing an archive in place is noticed (its ETag changes)
         s3.put_object(Bucket="work", Key="models/sentiment/v2/model.tar.gz", Body=b"broken")
         assert registry.current("sentiment").version == "v1"
+
+
+def test_archives_extract_on_a_python_without_tar_filters(tmp_path, monkeypatch):
+    """Debian 12's Python 3.11.2 has no tarfile filters: extraction must not depend on them, and stays safe."""
+    from spotbot.services.models import extract_archive
+
+    folder = tmp_path / "v"
+    folder.mkdir()
+    (folder / "model.json").write_text(json.dumps({"bot": "sentiment", "format": "snownlp"}))
+    archive = pack_model_dir(folder, tmp_path / "model.tar.gz")
+    monkeypatch.delattr(tarfile, "data_filter")
+    monkeypatch.setattr(tarfile.TarFile, "extractall", _extractall_without_filter(tarfile.TarFile.extractall))
+    extract_archive(archive, tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "model.json").read_text())["format"] == "snownlp"
+    unsafe = tmp_path / "unsafe.tar.gz"
+    with tarfile.open(unsafe, "w:gz") as tar:
+        data = b"{}"
+        info = tarfile.TarInfo("../escape.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(ModelError, match="unsafe path"):
+        extract_archive(unsafe, tmp_path / "out2")
+
+
+def _extractall_without_filter(original):
+    def extractall(self, path=".", members=None, *, numeric_owner=False, **kwargs):
+        if kwargs:
+            raise TypeError(f"TarFile.extractall() got an unexpected keyword argument {next(iter(kwargs))!r}")
+        return original(self, path, members, numeric_owner=numeric_owner)
+
+    return extractall
