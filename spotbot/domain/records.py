@@ -80,6 +80,7 @@ class TagRecord(BaseModel):
     tags: list[Tag]
     text: str | None = None
     created_at: datetime = Field(default_factory=utc_now)
+    reused_from: str | None = None  # the job that predicted these tags, when this job reused them
 
     def searchable_text(self) -> str:
         """What full-text search matches: labels, string fields of tags, and the asset's text."""

@@ -43,7 +43,14 @@ class SearchQuery:
     limit: int = 20
 
 
-class TagIndex(Protocol):
+class ReuseIndex(Protocol):
+    """Tag records any earlier job made, found by what makes them reusable (spotbot.domain.reuse)."""
+
+    def reusable_records(self, bot: str, model_version: str, assets: Iterable[tuple[str, str]]) -> dict[str, TagRecord]:
+        """For (asset, etag) pairs: a record some job made for that asset version with this bot and model, by asset. In bulk."""
+
+
+class TagIndex(ReuseIndex, Protocol):
     """Jobs, tasks and tag records, searchable: SQLite locally, OpenSearch in AWS."""
 
     def save_job(self, job: Job) -> None: ...
@@ -57,7 +64,8 @@ class TagIndex(Protocol):
         """Writes each task PENDING, replacing the asset's task if any (spotbot.domain.planning plans them)."""
     def shards_with_work(self, job_id: str, statuses: tuple[TaskStatus, ...]) -> list[int]: ...
     def tasks_in_shard(self, job_id: str, shard: int, statuses: tuple[TaskStatus, ...]) -> list[Task]: ...
-    def done_assets(self, job_id: str, assets: Iterable[str]) -> set[str]: ...
+    def done_assets(self, job_id: str, assets: Iterable[str]) -> set[str]:
+        """The assets whose task holds its record: DONE, or SKIPPED (reused from an earlier job)."""
     def record_outcomes(self, records: list[TagRecord], outcomes: list[TaskOutcome], job_id: str) -> None:
         """Writes tag records and marks their tasks, all or nothing."""
     def counts(self, job_id: str) -> JobCounts: ...
@@ -114,6 +122,7 @@ class ShardWork:
     batch_size: int | None = None
     threads: int | None = None
     model_dir: str | None = None  # the extracted model version; None: the bot's packaged default
+    incremental: bool = True  # reuse earlier jobs' records of unchanged assets instead of predicting
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,7 @@ class ShardResult:
     failed: int
     model_version: str | None = None
     stopped: bool = False  # cut short by should_stop: running the shard again tags the rest
+    reused: int = 0  # assets whose record an earlier job made (SKIPPED), not predicted again
 
 
 class JobRunner(Protocol):

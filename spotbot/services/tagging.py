@@ -23,6 +23,7 @@ from spotbot.domain import (
 from spotbot.services.models import ModelError, ModelRegistry
 from spotbot.ports import AssetStore, JobRunner, OutputStore, ShardWork, TagIndex
 from spotbot.services.planning import plan_assets
+from spotbot.services.reusing import deleted_since, reuse_before_running
 from spotbot.settings import Settings
 
 
@@ -37,6 +38,8 @@ class TagRequest:
     batch_size: int | None = None
     retry_failed: bool = True
     model_version: str | None = None  # pin a version; default: the registry's current one
+    incremental: bool = True  # reuse earlier jobs' records of unchanged assets; False (--full) re-tags
+    report_deleted: bool = False  # list assets earlier jobs tagged that are gone from the source
 
 
 @dataclass
@@ -48,6 +51,8 @@ class JobRun:
     scanned: int = 0
     new_tasks: int = 0
     processed: int = 0
+    reused: int = 0  # assets whose record an earlier job made, copied instead of predicted
+    deleted: list[str] = field(default_factory=list)  # with report_deleted: tagged before, gone now
     wall_seconds: float = 0.0
     tagging_seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -107,6 +112,13 @@ def tag_assets(
 
         statuses = (TaskStatus.PENDING, TaskStatus.FAILED) if request.retry_failed else (TaskStatus.PENDING,)
         shards = index.shards_with_work(job_id, statuses)
+        reused = 0
+        if request.incremental:
+            reused = reuse_before_running(
+                index, output, job_id, shards, statuses, bot=bot_class.name, model_version=model_version
+            )
+            shards = index.shards_with_work(job_id, statuses) if reused else shards
+        deleted = deleted_since(index, job, (a.uri for a in assets)) if request.report_deleted else []
         before = index.counts(job_id)
         job = job.start(before, workers=workers, model_version=model_version)
         index.save_job(job)
@@ -123,6 +135,7 @@ def tag_assets(
                 batch_size=request.batch_size,
                 threads=threads,
                 model_dir=str(model.path) if model and model.path else None,
+                incremental=request.incremental,
             )
             for shard in shards
         ]
@@ -147,6 +160,8 @@ def tag_assets(
         scanned=len(assets),
         new_tasks=new_tasks,
         processed=sum(r.done + r.failed for r in outcome.results),
+        reused=reused + sum(r.reused for r in outcome.results),
+        deleted=deleted,
         wall_seconds=time.monotonic() - started,
         tagging_seconds=tagging_seconds,
         errors=outcome.errors,

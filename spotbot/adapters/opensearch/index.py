@@ -1,6 +1,6 @@
 """The cloud tag index: OpenSearch (Amazon OpenSearch Service), the same port as SQLiteTagIndex.
 
-Four indices, named from a prefix: `<prefix>-tasks`, `<prefix>-tags`, `<prefix>-jobs`, `<prefix>-bots`.
+Four indices, named from a prefix: `<prefix>-tasks`, `<prefix>-tags`, `<prefix>-jobs`, `<prefix>-bots` (and `<prefix>-reuse`, see reuse.py).
 `ensure_indices()` creates them (and an index template per index, so an index that a write
 auto-creates still gets the right mappings); it is idempotent and only adds to mappings.
 
@@ -44,7 +44,8 @@ from urllib.parse import urlsplit
 from opensearchpy import AWSV4SignerAuth, OpenSearch, RequestsHttpConnection
 from opensearchpy.exceptions import NotFoundError, RequestError, TransportError
 
-from spotbot.domain import AssetRef, Job, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
+from spotbot.adapters.opensearch.reuse import ReuseIndexMixin
+from spotbot.domain import RECORDED_STATUSES, AssetRef, Job, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
 from spotbot.ports import SearchHit, SearchQuery, TaskOutcome
 
 MiB = 1024 * 1024
@@ -97,6 +98,7 @@ TAG_MAPPINGS: dict[str, Any] = {
         },
         "text": {"type": "text", "index": False},  # searched through search_text
         "created_at": {"type": "date"},
+        "reused_from": {"type": "keyword"},
         "search_text": {
             "type": "text",
             "analyzer": "cjk",
@@ -272,7 +274,7 @@ def check_bulk_bytes(max_bytes: int) -> int:
     return max_bytes
 
 
-class OpenSearchTagIndex:
+class OpenSearchTagIndex(ReuseIndexMixin):
     """TagIndex on OpenSearch. The constructor makes no request; call ensure_indices() once."""
 
     def __init__(
@@ -369,6 +371,7 @@ class OpenSearchTagIndex:
             self.tags_index: {"settings": {"analysis": _NGRAM_ANALYSIS}, "mappings": TAG_MAPPINGS},
             self.jobs_index: {"settings": dict(one_shard), "mappings": JOB_MAPPINGS},
             self.bots_index: {"settings": dict(one_shard), "mappings": BOT_MAPPINGS},
+            **self.reuse_index_definition(),
         }
 
     def ensure_indices(self) -> None:
@@ -515,7 +518,7 @@ class OpenSearchTagIndex:
         return {
             ids[doc["_id"]]
             for doc in self._mget(self.tasks_index, list(ids), source=["status"])
-            if doc["_source"].get("status") == TaskStatus.DONE.value
+            if doc["_source"].get("status") in RECORDED_STATUSES
         }
 
     def record_outcomes(self, records: list[TagRecord], outcomes: list[TaskOutcome], job_id: str) -> None:
@@ -543,6 +546,7 @@ class OpenSearchTagIndex:
                 yield self.tasks_index, doc_id, task.model_dump(mode="json")
 
         self._write_all(docs())
+        self._write_all(self.reuse_docs(records))  # after the tasks: an entry names a finished record
 
     def counts(self, job_id: str, *, consistent: bool = True) -> JobCounts:
         self._before_search(self.tasks_index, consistent)

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from spotbot.domain import AssetRef, Job, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
+from spotbot.domain import RECORDED_STATUSES, AssetRef, Job, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
 from spotbot.ports import SearchHit, SearchQuery, TaskOutcome
 
 SCHEMA = """
@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS tags (
     created_at TEXT NOT NULL,
     PRIMARY KEY (job_id, asset)
 );
+CREATE INDEX IF NOT EXISTS tags_by_version ON tags (bot, model_version, asset);
 CREATE TABLE IF NOT EXISTS tag_labels (
     tag_rowid INTEGER NOT NULL,
     label TEXT NOT NULL
@@ -64,6 +65,9 @@ class SQLiteTagIndex:
         with self._write():
             for statement in _statements(SCHEMA):
                 self.db.execute(statement)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(tags)")}
+            if "reused_from" not in columns:  # an index made before incremental jobs
+                self.db.execute("ALTER TABLE tags ADD COLUMN reused_from TEXT")
 
     def _write(self) -> _Transaction:
         return _Transaction(self.db)
@@ -112,10 +116,13 @@ class SQLiteTagIndex:
         ids = {task_id(job_id, asset): asset for asset in assets}
         done: set[str] = set()
         id_list = list(ids)
+        recorded = tuple(s.value for s in RECORDED_STATUSES)
         for start in range(0, len(id_list), 500):
             chunk = id_list[start : start + 500]
             rows = self.db.execute(
-                f"SELECT id FROM tasks WHERE status = 'DONE' AND id IN ({','.join('?' * len(chunk))})", chunk
+                f"SELECT id FROM tasks WHERE status IN ({','.join('?' * len(recorded))}) "
+                f"AND id IN ({','.join('?' * len(chunk))})",
+                (*recorded, *chunk),
             )
             done.update(ids[row[0]] for row in rows)
         return done
@@ -133,10 +140,11 @@ class SQLiteTagIndex:
     def _upsert_tag_record(self, record: TagRecord) -> None:
         tags_json = json.dumps([t.model_dump(mode="json") for t in record.tags], ensure_ascii=False)
         (rowid,) = self.db.execute(
-            "INSERT INTO tags (job_id, asset, bot, model_version, etag, tags, text, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, asset) DO UPDATE SET "
+            "INSERT INTO tags (job_id, asset, bot, model_version, etag, tags, text, created_at, reused_from) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, asset) DO UPDATE SET "
             "bot = excluded.bot, model_version = excluded.model_version, etag = excluded.etag, "
-            "tags = excluded.tags, text = excluded.text, created_at = excluded.created_at RETURNING rowid",
+            "tags = excluded.tags, text = excluded.text, created_at = excluded.created_at, "
+            "reused_from = excluded.reused_from RETURNING rowid",
             (
                 record.job_id,
                 record.asset,
@@ -146,6 +154,7 @@ class SQLiteTagIndex:
                 tags_json,
                 record.text,
                 record.created_at.isoformat(),
+                record.reused_from,
             ),
         ).fetchone()
         self.db.execute("DELETE FROM tag_text WHERE rowid = ?", (rowid,))
@@ -174,6 +183,24 @@ class SQLiteTagIndex:
         rows = self.db.execute(f"SELECT {_TAG_COLUMNS} FROM tags WHERE job_id = ? ORDER BY asset", (job_id,))
         for row in rows:
             yield _tag_record(row)
+
+    def reusable_records(self, bot: str, model_version: str, assets: Iterable[tuple[str, str]]) -> dict[str, TagRecord]:
+        """The newest predicted (not reused) record per (asset, etag) with this bot and model version; 500 assets a query."""
+        wanted = set(assets)
+        found: dict[str, TagRecord] = {}
+        asset_list = sorted({asset for asset, _ in wanted})
+        for start in range(0, len(asset_list), 500):
+            chunk = asset_list[start : start + 500]
+            rows = self.db.execute(
+                f"SELECT {_TAG_COLUMNS} FROM tags WHERE bot = ? AND model_version = ? AND reused_from IS NULL "
+                f"AND asset IN ({','.join('?' * len(chunk))}) ORDER BY tags.created_at",
+                (bot, model_version, *chunk),
+            )
+            for row in rows:
+                record = _tag_record(row)
+                if (record.asset, record.etag) in wanted:
+                    found[record.asset] = record  # ordered by time: the newest wins
+        return found
 
     def search(self, query: SearchQuery) -> list[SearchHit]:
         where: list[str] = []
@@ -234,11 +261,14 @@ class SQLiteTagIndex:
         return len(rows)
 
 
-_TAG_COLUMNS = "tags.job_id, tags.bot, tags.model_version, tags.asset, tags.etag, tags.tags, tags.text, tags.created_at"
+_TAG_COLUMNS = (
+    "tags.job_id, tags.bot, tags.model_version, tags.asset, tags.etag, tags.tags, tags.text, tags.created_at, "
+    "tags.reused_from"
+)
 
 
 def _tag_record(row: tuple) -> TagRecord:
-    job_id, bot, model_version, asset, etag, tags, text, created_at = row
+    job_id, bot, model_version, asset, etag, tags, text, created_at, reused_from = row
     return TagRecord(
         job_id=job_id,
         bot=bot,
@@ -248,6 +278,7 @@ def _tag_record(row: tuple) -> TagRecord:
         tags=json.loads(tags),
         text=text,
         created_at=created_at,
+        reused_from=reused_from,
     )
 
 

@@ -72,6 +72,12 @@ def tag(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Assets per model call; default: the bot's")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed/--no-retry-failed", help="On resume, try FAILED assets again")] = True,
     fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 when any asset failed")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Predict every asset again, even those an earlier job tagged unchanged")
+    ] = False,
+    report_deleted: Annotated[
+        bool, typer.Option("--report-deleted", help="List assets earlier jobs tagged that are gone (their tags stay)")
+    ] = False,
     models: ModelsOption = None,
     model_version: ModelVersionOption = None,
     as_json: JsonOption = False,
@@ -109,6 +115,8 @@ def tag(
             batch_size=batch_size,
             retry_failed=retry_failed,
             model_version=model_version,
+            incremental=not full,
+            report_deleted=report_deleted,
         )
         with _TagProgress(enabled=not as_json) as progress:
             run = tag_assets(
@@ -142,6 +150,8 @@ def tag(
             "scanned": run.scanned,
             "new_tasks": run.new_tasks,
             "processed": run.processed,
+            "reused": run.reused,
+            "deleted": run.deleted,
             "wall_seconds": round(run.wall_seconds, 3),
             "assets_per_second": round(run.assets_per_second, 1),
             "summary": run.summary_path,
@@ -150,6 +160,8 @@ def tag(
         print(json.dumps({"job": job.model_dump(mode="json"), "run": figures}, ensure_ascii=False))
     else:
         _print_run_summary(run)
+        for asset in run.deleted:
+            out.print(f"deleted since tagged: {asset}", highlight=False)
     for error in run.errors:
         err.print(f"[red]worker error:[/] {error}", highlight=False)
     if job.counts.pending or run.errors:
@@ -248,6 +260,7 @@ def _print_run_summary(run: Any) -> None:
     table.add_row("source", job.source)
     table.add_row("assets", f"{job.counts.total:,} (this run: {run.processed:,} tagged of {run.scanned:,} scanned)")
     table.add_row("done / failed", f"{job.counts.done:,} / {job.counts.failed:,}")
+    table.add_row("reused", f"{job.counts.skipped:,} (records of unchanged assets copied from earlier jobs)")
     table.add_row("wall time", f"{run.wall_seconds:.1f} s")
     table.add_row("throughput", f"{run.assets_per_second:,.1f} assets/s")
     table.add_row("JSON Lines", str(Path(job.output) / job.job_id))
@@ -326,7 +339,11 @@ def status(
     table.add_row("source", job.source)
     table.add_row("output", str(Path(job.output) / job.job_id))
     counts = job.counts
-    table.add_row("counts", f"total {counts.total:,}  done {counts.done:,}  failed {counts.failed:,}  pending {counts.pending:,}")
+    table.add_row(
+        "counts",
+        f"total {counts.total:,}  done {counts.done:,}  reused {counts.skipped:,}  failed {counts.failed:,}  "
+        f"pending {counts.pending:,}",
+    )
     table.add_row("created", f"{job.created_at:%Y-%m-%d %H:%M:%S} UTC")
     table.add_row("finished", f"{job.finished_at:%Y-%m-%d %H:%M:%S} UTC" if job.finished_at else "-")
     out.print(table)
