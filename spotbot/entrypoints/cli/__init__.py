@@ -572,6 +572,15 @@ def _register_cloud_commands() -> None:
 _register_cloud_commands()
 
 
+def _register_watch_command() -> None:  # issue 12: `spotbot watch` lives in its own module
+    from spotbot.entrypoints.cli.watch import watch
+
+    app.command("watch")(watch)
+
+
+_register_watch_command()
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 
