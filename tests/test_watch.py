@@ -18,7 +18,8 @@ from spotbot.adapters.local.in_process import InProcessRuntime
 from spotbot.adapters.local.output import LocalOutputStore
 from spotbot.adapters.sqlite.index import SQLiteTagIndex
 from spotbot.domain import AssetRef
-from spotbot.services.watch import WatchTarget, tag_arrivals, watch_folder, watch_job_id
+from spotbot.domain.watches import watch_job_id
+from spotbot.services.watch import WatchTarget, tag_arrivals, watch_folder
 from spotbot.settings import Settings
 from tests.conftest import REPO, read_parts, spotbot_env
 

@@ -21,6 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+from lambdas.api import watches
 from spotbot.services import cloud_jobs as service
 from spotbot.domain import Job
 from spotbot.services.cloud_jobs import BotRegistration, CloudJobs, JobSubmission
@@ -32,6 +33,7 @@ logger = Logger(service=SERVICE, name="%(name)s")  # each line says which logger
 metrics = Metrics(namespace="SpotTaggingBot", service=SERVICE)
 tracer = Tracer(service=SERVICE)  # no-ops outside Lambda or without X-Ray
 app = APIGatewayRestResolver(enable_validation=True)
+app.include_router(watches.router)  # issue 12: POST/GET/DELETE /watches
 copy_config_to_registered_loggers(source_logger=logger, include={"spotbot"})  # spotbot's own lines as JSON, with the job id
 
 

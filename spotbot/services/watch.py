@@ -9,21 +9,14 @@ consumer feeds it S3 events from SQS.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from spotbot.domain import AssetRef, Job, TaskStatus, validate_job_id
+from spotbot.domain import AssetRef, Job, TaskStatus
 from spotbot.ports import AssetStore, BotRuntime, OutputStore, ShardWork, TagIndex
 from spotbot.services.planning import plan_assets
 from spotbot.services.shard import tag_shard
 from spotbot.settings import Settings
-
-
-def watch_job_id(source: str, bot: str) -> str:
-    """The watch job of a source and bot: the same after a restart, so it resumes and catches up."""
-    digest = hashlib.sha256("\0".join((source, bot)).encode()).hexdigest()[:12]
-    return validate_job_id(f"watch-{digest}")
 
 
 @dataclass

@@ -47,7 +47,8 @@ def watch(
     from spotbot.services.bots import UnknownBotError, resolve_bot
     from spotbot.services.models import ModelError
     from spotbot.services.tagging import default_output_dir
-    from spotbot.services.watch import ArrivalResult, WatchTarget, watch_folder, watch_job_id
+    from spotbot.domain.watches import watch_job_id
+    from spotbot.services.watch import ArrivalResult, WatchTarget, watch_folder
 
     settings = _settings(home)
     stop = threading.Event()
