@@ -159,3 +159,35 @@ def test_a_message_that_is_no_s3_event_is_dead_lettered_at_once(aws):
 def test_a_bad_watch_is_400_naming_the_field(aws, body, field):
     status, answer = call("POST", "/watches", body=body)
     assert status == 400 and answer["fields"][0]["field"] == field
+
+
+def test_spotbot_cloud_watch_adds_shows_and_removes_a_watch(aws):
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from typer.testing import CliRunner
+
+    from spotbot.entrypoints.cli.cloud import app as cloud_app
+    from tests.test_api import _ApiGateway
+
+    _ApiGateway.seen, _ApiGateway.lambda_output = [], []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ApiGateway)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    env = {"SPOTBOT_API_URL": f"http://127.0.0.1:{server.server_address[1]}/prod", "COLUMNS": "200", "AWS_REGION": "us-east-1"}
+    runner = CliRunner()
+    try:
+        added = runner.invoke(cloud_app, ["watch", "add", "s3://src/cli/", "--bot", LENGTH, "--json"], env=env)
+        assert added.exit_code == 0, added.output
+        watch_id = json.loads(added.stdout)["watch_id"]
+        aws["s3"].put_object(Bucket="src", Key="cli/x.txt", Body=b"x.txt\nwords")
+        drain(aws)
+        shown = runner.invoke(cloud_app, ["watch", "status", watch_id], env=env)
+        assert shown.exit_code == 0 and "done 1" in shown.stdout and "0 dead letter(s)" in shown.stdout, shown.output
+        assert runner.invoke(cloud_app, ["watch", "remove", watch_id], env=env).exit_code == 0
+        gone = runner.invoke(cloud_app, ["watch", "status", watch_id], env=env)
+        assert gone.exit_code == 2 and "no watch" in gone.output
+        bad = runner.invoke(cloud_app, ["watch", "add", "not-s3", "--bot", LENGTH], env=env)
+        assert bad.exit_code == 2 and "body.source" in bad.output
+    finally:
+        server.shutdown()
+        server.server_close()
