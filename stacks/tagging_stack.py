@@ -134,7 +134,7 @@ class TaggingStack(Stack):
         )
         ModelRegistry(self, "ModelRegistry", functions=functions, storage=storage)
         watches = AssetWatches(
-            self, "Watches", functions=functions, storage=storage, search=search,
+            self, "Watches", functions=functions, storage=storage, search=search, serving_image=endpoints.serving_image,
             source_bucket_names=config.source_buckets, log_retention=retention,
         )  # fmt: skip -- issue 12: continuous tagging
         watches.grant_manage(handler.function)

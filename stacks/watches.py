@@ -2,8 +2,8 @@
 
 One rule sends the Object Created events of the source buckets (which must have "send notifications
 to EventBridge" on: they are not this stack's) to one encrypted, TLS-only queue; the consumer is a
-Lambda function built from the bots' serving image (bots/Dockerfile, stage `watch-consumer`), so
-light bots load in process. It takes batches of up to 10 events (or 30 s), reports partial batch
+Lambda function running the bots' serving image (the endpoints' image asset, built once) through
+spotbot.entrypoints.lambda_runtime, so light bots load in process. It takes batches of up to 10 events (or 30 s), reports partial batch
 failures, and dead-letters a message on its third failed receive with the asset and the error; the
 redrive policy (5 receives) is only a backstop for crashes and timeouts. Reserved concurrency 1:
 each watch's batches get their shard numbers and S3 parts one at a time. Heavy bots (car-model on
@@ -21,17 +21,16 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import IgnoreMode
 from constructs import Construct
 
 from spotbot.settings import environment_for
 from stacks import nag
-from stacks.bundling import REPO_ROOT, dockerfile_sources
 from stacks.functions import SpotbotFunctions
 from stacks.search import AssetSearch
 from stacks.storage import AssetStorage
 
-CONSUMER_DOCKERFILE = "bots/Dockerfile"
+CONSUMER_ENTRYPOINT = ["python", "-m", "spotbot.entrypoints.lambda_runtime"]
+CONSUMER_HANDLER = "spotbot.entrypoints.watch_consumer:handler"
 CONSUMER_TIMEOUT = Duration.minutes(5)
 WATCHES_KEYS = "watches/*"  # spotbot.adapters.s3.watches: watches/<watch_id>.json
 
@@ -45,6 +44,7 @@ class AssetWatches(Construct):
         functions: SpotbotFunctions,
         storage: AssetStorage,
         search: AssetSearch,
+        serving_image: ecr_assets.DockerImageAsset,
         source_bucket_names: tuple[str, ...],
         log_retention: logs.RetentionDays,
     ) -> None:
@@ -72,11 +72,9 @@ class AssetWatches(Construct):
         self.settings = environment_for(
             watch_queue_url=self.queue.queue_url, watch_dead_letter_queue_url=self.dead_letters.queue_url
         )
-        keep = sorted({*dockerfile_sources(CONSUMER_DOCKERFILE), CONSUMER_DOCKERFILE})
-        code = lambda_.DockerImageCode.from_image_asset(
-            str(REPO_ROOT), file=CONSUMER_DOCKERFILE, target="watch-consumer",
-            platform=ecr_assets.Platform.LINUX_AMD64, ignore_mode=IgnoreMode.DOCKER,
-            exclude=["*", *(f"!{path}" for path in keep), "**/__pycache__", "**/*.pyc"],
+        code = lambda_.DockerImageCode.from_ecr(
+            serving_image.repository, tag_or_digest=serving_image.image_tag,
+            entrypoint=CONSUMER_ENTRYPOINT, cmd=[CONSUMER_HANDLER],
         )  # fmt: skip
         self.consumer = lambda_.DockerImageFunction(
             self, "Consumer", description="Tags the objects S3 reports created under a watched prefix",

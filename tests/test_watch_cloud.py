@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from lambdas.api.handler import app
 from lambdas.api.watches import watch_services
-from lambdas.watch_consumer import handler as consumer
+from spotbot.entrypoints import watch_consumer as consumer
 from spotbot.adapters.opensearch.index import OpenSearchTagIndex
 from spotbot.adapters.watch_wiring import watch_adapters
 from spotbot.settings import Settings

@@ -51,6 +51,14 @@ def test_the_consumer_is_the_serving_image_draining_the_queue_one_at_a_time(reso
     consumer_id, consumer = named(resources, "AWS::Lambda::Function", "WatchesConsumer")
     props = consumer["Properties"]
     assert props["PackageType"] == "Image" and props["ReservedConcurrentExecutions"] == 1
+    assert props["ImageConfig"] == {
+        "EntryPoint": ["python", "-m", "spotbot.entrypoints.lambda_runtime"],
+        "Command": ["spotbot.entrypoints.watch_consumer:handler"],
+    }
+    image = json.dumps(props["Code"]["ImageUri"])
+    serving = [json.dumps(r["Properties"]["PrimaryContainer"]["Image"]) for r in of_type(resources, "AWS::SageMaker::Model").values()
+               if "PrimaryContainer" in r["Properties"]]  # fmt: skip
+    assert "cdk-hnb659fds-container-assets" in image and (not serving or image in serving[0] or serving[0] in image)
     assert {"SPOTBOT_WATCH_QUEUE_URL", "SPOTBOT_WATCH_DEAD_LETTER_QUEUE_URL", "SPOTBOT_OPENSEARCH_ENDPOINT"} <= set(
         props["Environment"]["Variables"]
     )

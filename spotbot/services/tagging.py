@@ -23,7 +23,7 @@ from spotbot.domain import (
 from spotbot.services.models import ModelError, ModelRegistry
 from spotbot.ports import AssetStore, JobRunner, OutputStore, ShardWork, TagIndex
 from spotbot.services.planning import plan_assets
-from spotbot.services.reusing import deleted_since, reuse_before_running
+from spotbot.services.incremental import deleted_since, reuse_before_running
 from spotbot.settings import Settings
 
 

@@ -260,6 +260,3 @@ app.command("jobs")(jobs_remote)
 app.command("cancel")(cancel_remote)
 app.command("search")(search_remote)
 app.command("bots")(bots_remote)
-from spotbot.entrypoints.cli.cloud_watch import watch_app  # noqa: E402 -- it imports this module's helpers
-
-app.add_typer(watch_app)  # issue 12: spotbot cloud watch add|status|remove

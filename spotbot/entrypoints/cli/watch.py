@@ -9,15 +9,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from spotbot.entrypoints.cli import (
-    EXIT_JOB_BUSY,
-    HomeOption,
-    ModelsOption,
-    ModelVersionOption,
-    _fail,
-    _settings,
-    err,
-)
+from rich.console import Console
+
+from spotbot.settings import Settings
+
+err = Console(stderr=True)
+EXIT_BAD_INPUT, EXIT_JOB_BUSY = 2, 3  # as `spotbot tag`'s
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
 
 
 def watch(
@@ -28,9 +30,9 @@ def watch(
     debounce: Annotated[float, typer.Option("--debounce", min=0.05, help="Seconds of quiet before a batch of arrivals is tagged")] = 0.5,
     max_wait: Annotated[float, typer.Option("--max-wait", min=0.05, help="Longest seconds an arrival waits during a steady stream")] = 5.0,
     full: Annotated[bool, typer.Option("--full", help="Predict every asset, even those an earlier job tagged unchanged")] = False,
-    models: ModelsOption = None,
-    model_version: ModelVersionOption = None,
-    home: HomeOption = None,
+    models: Annotated[Optional[str], typer.Option("--models", help="Model store, a folder or s3://bucket/prefix")] = None,
+    model_version: Annotated[Optional[str], typer.Option("--model-version", help="Pin a model version")] = None,
+    home: Annotated[Optional[Path], typer.Option("--home", help="Local state folder; default $SPOTBOT_HOME or ~/.spotbot")] = None,
 ) -> None:
     """Tag files as they are created or changed under FOLDER, into the local index and OUT/<job_id>/.
 
@@ -50,7 +52,7 @@ def watch(
     from spotbot.domain.watches import watch_job_id
     from spotbot.services.watch import ArrivalResult, WatchTarget, watch_folder
 
-    settings = _settings(home)
+    settings = Settings(home=home) if home else Settings()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):  # stop between batches: the batch in hand is finished
         signal.signal(signum, lambda *_: stop.set())
