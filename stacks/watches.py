@@ -1,7 +1,8 @@
 """AssetWatches: continuous tagging (issue 12). S3 ObjectCreated -> EventBridge -> SQS (+ DLQ) -> consumer.
 
 One rule sends the Object Created events of the source buckets (which must have "send notifications
-to EventBridge" on: they are not this stack's) to one encrypted, TLS-only queue; the consumer is a
+to EventBridge" on: they are not this stack's) and of the work bucket's inbox/ to one encrypted,
+TLS-only queue; the consumer is a
 Lambda function running the bots' serving image (the endpoints' image asset, built once) through
 spotbot.entrypoints.lambda_runtime, so light bots load in process. It takes batches of up to 10 events (or 30 s), reports partial batch
 failures, and dead-letters a message on its third failed receive with the asset and the error; the
@@ -32,6 +33,7 @@ from stacks.storage import AssetStorage
 CONSUMER_ENTRYPOINT = ["python", "-m", "spotbot.entrypoints.lambda_runtime"]
 CONSUMER_HANDLER = "spotbot.entrypoints.watch_consumer:handler"
 CONSUMER_TIMEOUT = Duration.minutes(5)
+WORK_INBOX = "inbox/"  # the work bucket's watchable prefix: uploads there can be watched without source_buckets
 WATCHES_KEYS = "watches/*"  # spotbot.adapters.s3.watches: watches/<watch_id>.json
 
 
@@ -59,16 +61,14 @@ class AssetWatches(Construct):
             visibility_timeout=Duration.minutes(CONSUMER_TIMEOUT.to_minutes() * 6),  # AWS: six times the function's
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letters, max_receive_count=5),
         )  # fmt: skip
-        self.rule = None
-        if source_bucket_names:
-            self.rule = events.Rule(
-                self, "ObjectCreated", description="Objects created in the source buckets, for the watches",
-                event_pattern=events.EventPattern(
-                    source=["aws.s3"], detail_type=["Object Created"],
-                    detail={"bucket": {"name": list(source_bucket_names)}},
-                ),
-                targets=[targets.SqsQueue(self.queue)],
-            )  # fmt: skip
+        # the work bucket's inbox/ (never its own jobs/, output/ or models/ files), and the source buckets
+        inbox = {"bucket": {"name": [storage.work.bucket_name]}, "object": {"key": [{"prefix": WORK_INBOX}]}}
+        watched = {"$or": [inbox, {"bucket": {"name": list(source_bucket_names)}}]} if source_bucket_names else inbox
+        self.rule = events.Rule(
+            self, "ObjectCreated", description="Objects created in the watched buckets, for the watches",
+            event_pattern=events.EventPattern(source=["aws.s3"], detail_type=["Object Created"], detail=watched),
+            targets=[targets.SqsQueue(self.queue)],
+        )  # fmt: skip
         self.settings = environment_for(
             watch_queue_url=self.queue.queue_url, watch_dead_letter_queue_url=self.dead_letters.queue_url
         )

@@ -495,6 +495,8 @@ def test_the_openapi_document_lists_the_routes(cloud):
         "/tags": {"get"},
         "/bots": {"get", "post"},
         "/bots/{name}": {"get", "put", "delete"},
+        "/watches": {"post"},  # lambdas/api/watches.py (issue 12)
+        "/watches/{watch_id}": {"get", "delete"},
     }
     assert {"JobSubmission", "BotRegistration", "ErrorAnswer"} <= set(document["components"]["schemas"])
     assert document["paths"]["/jobs"]["post"]["responses"]["400"]["content"]["application/json"]["schema"] == {

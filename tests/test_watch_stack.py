@@ -43,7 +43,9 @@ def test_the_rule_sends_object_created_events_of_the_source_buckets_to_the_queue
     _, rule = named(resources, "AWS::Events::Rule", "Watches")
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
-    assert pattern["detail"]["bucket"]["name"] == ["my-assets", "more-assets"]
+    inbox, sources = pattern["detail"]["$or"]
+    assert sources == {"bucket": {"name": ["my-assets", "more-assets"]}}
+    assert inbox["object"]["key"] == [{"prefix": "inbox/"}] and "StorageWork" in json.dumps(inbox["bucket"]["name"])
     assert [t["Arn"] for t in rule["Properties"]["Targets"]] == [{"Fn::GetAtt": [queue_id, "Arn"]}]
 
 
