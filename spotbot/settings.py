@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     admin_principal: str | None = Field(
         default=None, description="IAM principal ARN that may cancel or change any job or bot, not only its own"
     )
+    watch_queue_url: str | None = Field(default=None, description="SQS queue of S3 ObjectCreated events for watches")
+    watch_dead_letter_queue_url: str | None = Field(
+        default=None, description="SQS queue where watch events that failed their retries go, with the error"
+    )
     default_workers: int = Field(default=16, ge=1, le=1000, description="Concurrent Spot workers of cloud jobs that name none")
     sagemaker_role_arn: str | None = Field(
         default=None, description="IAM role SageMaker endpoints run as (pulls the image, reads the model data)"

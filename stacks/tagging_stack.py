@@ -27,6 +27,7 @@ from stacks.registry import ModelRegistry
 from stacks.scan_step import ScanStep
 from stacks.search import AssetSearch
 from stacks.storage import AssetStorage
+from stacks.watches import AssetWatches
 from stacks.workflow import TaggingWorkflow
 
 
@@ -136,6 +137,11 @@ class TaggingStack(Stack):
             log_retention=retention,
         )
         ModelRegistry(self, "ModelRegistry", functions=functions, storage=storage)
+        watches = AssetWatches(
+            self, "Watches", functions=functions, storage=storage, search=search, serving_image=endpoints.serving_image,
+            source_bucket_names=config.source_buckets, log_retention=retention,
+        )  # fmt: skip -- issue 12: continuous tagging
+        watches.grant_manage(handler.function)
 
         self.api, self.workflow, self.search, self.storage, self.compute = api, workflow, search, storage, compute
         CfnOutput(self, "ApiUrl", value=api.url, description="The job API (requests are SigV4-signed: IAM auth)")

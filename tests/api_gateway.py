@@ -24,6 +24,9 @@ from lambdas.api.handler import app, cloud_jobs, handler
 from spotbot.adapters.aws.batch import BatchQueue
 from spotbot.adapters.aws.stepfunctions import StepFunctionsEngine
 from lambdas.api.reviews import review_service
+from lambdas.api.watches import watch_services
+from spotbot.adapters.s3.watches import S3WatchRegistry
+from spotbot.adapters.sqs.watch_queue import SqsWatchQueue
 from spotbot.adapters.opensearch.index import OpenSearchTagIndex
 from spotbot.adapters.opensearch.reviews import OpenSearchReviewStore
 from spotbot.services.reviews import ReviewService
@@ -118,6 +121,12 @@ def cloud(aws, settings):
     reviews = OpenSearchReviewStore(index)  # the review routes' dependency, on the same index
     reviews.ensure_index()
     app.dependency_overrides[review_service] = lambda: ReviewService(reviews)
+    s3, sqs = boto3.client("s3", region_name=REGION), boto3.client("sqs", region_name=REGION)
+    s3.create_bucket(Bucket=settings.work_bucket)  # us-east-1: no location constraint
+    queues = [sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("watch-events", "watch-dead-letters")]
+    watch_queue = SqsWatchQueue(sqs, boto3.client("cloudwatch", region_name=REGION), *queues)
+    registry = S3WatchRegistry(s3, settings.work_bucket)  # the /watches routes' dependency, on moto
+    app.dependency_overrides[watch_services] = lambda: (registry, watch_queue, index, settings)
     yield jobs
     app.dependency_overrides.clear()
     index.close()

@@ -83,7 +83,7 @@ def test_search_finds_chinese_substrings_and_filters(index):
         return sorted(hit.record.asset for hit in index.search(SearchQuery(**query)))
 
     assert assets(text="光临本") == ["/src/sign.png"]  # three characters: the trigram index
-    assert assets(text="价格") == ["/src/r1.txt", "/src/r2.txt"]  # two characters: a substring scan
+    assert assets(text="价格") == ["/src/r1.txt", "/src/r2.txt"]  # two characters: the 1- and 2-character index
     assert assets(text="价格 便宜") == ["/src/r1.txt"]  # every word must match
     assert assets(text="价格", label="negative") == ["/src/r2.txt"]
     assert assets(label="text", bot="b", job_id="j") == ["/src/sign.png"]
@@ -147,7 +147,7 @@ def test_done_assets_are_those_whose_task_is_done(index):
         [TaskOutcome("/src/a", TaskStatus.DONE), TaskOutcome("/src/b", TaskStatus.SKIPPED)],
         "j",
     )
-    assert index.done_assets("j", iter(["/src/a", "/src/b", "/src/c", "/src/unknown"])) == {"/src/a"}
+    assert index.done_assets("j", iter(["/src/a", "/src/b", "/src/c", "/src/unknown"])) == {"/src/a", "/src/b"}  # SKIPPED: reused, with its record
     assert index.done_assets("other", ["/src/a"]) == set()
 
 

@@ -100,6 +100,10 @@ def test_a_job_is_recorded_and_started_as_one_execution(cloud, capsys, monkeypat
         "job_id": job_id, "bot": "scene-text", "source": "s3://assets/photos/", "output": "s3://work-bucket/output", "workers": 4,
     }
     assert ".jpg" in execution_input["bot_config"]["file_types"]
+    assert job.incremental and execution_input["request"]["incremental"] is True  # the default: reuse unchanged records
+
+    status, full = call("POST", "/jobs", body={"source": "s3://assets/photos/", "bot": "scene-text", "incremental": False})
+    assert status == 202 and cloud.index.get_job(full["job_id"]).incremental is False  # the workers read it there
 
 
 def test_the_same_idempotency_key_starts_one_job(cloud):
@@ -121,6 +125,8 @@ def test_the_same_idempotency_key_starts_one_job(cloud):
 
     status, conflict = call("POST", "/jobs", body={**body, "source": "s3://assets/other"}, headers={"Idempotency-Key": "order-42"})
     assert status == 409 and "source" in conflict["error"]
+    status, conflict = call("POST", "/jobs", body={**body, "incremental": False}, headers={"Idempotency-Key": "order-42"})
+    assert status == 409 and "incremental" in conflict["error"]
     status, mismatch = call("POST", "/jobs", body={**body, "idempotency_key": "other"}, headers={"Idempotency-Key": "order-42"})
     assert status == 400 and fields(mismatch) == ["body.idempotency_key"]
 
@@ -143,6 +149,7 @@ def test_the_same_idempotency_key_starts_one_job(cloud):
         ({"source": "s3://assets/a", "bot": "no-such-bot"}, "body.bot"),
         ({"source": "s3://assets/a", "bot": "scene-text", "job_id": "bad id!"}, "body.job_id"),
         ({"source": "s3://assets/a", "bot": "scene-text", "surprise": 1}, "body.surprise"),
+        ({"source": "s3://assets/a", "bot": "scene-text", "incremental": "sometimes"}, "body.incremental"),
     ],
 )
 def test_a_bad_body_is_400_naming_the_field(cloud, body, field):
@@ -355,6 +362,8 @@ def test_the_openapi_document_lists_the_routes(cloud):
         "/bots": {"get", "post"},
         "/bots/{name}": {"get", "put", "delete"},
         "/reviews": {"get"}, "/reviews/export": {"get"}, "/reviews/{record_id}": {"get", "post"},  # lambdas/api/reviews.py
+        "/watches": {"post"},  # lambdas/api/watches.py (issue 12)
+        "/watches/{watch_id}": {"get", "delete"},
     }
     assert {"JobSubmission", "BotRegistration", "ErrorAnswer"} <= set(document["components"]["schemas"])
     assert document["paths"]["/jobs"]["post"]["responses"]["400"]["content"]["application/json"]["schema"] == {

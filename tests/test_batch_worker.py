@@ -206,6 +206,28 @@ def test_shards_are_tagged_into_s3_and_opensearch_and_a_rerun_changes_nothing(cl
     assert {t.attempts for t in cloud.index.failed_tasks("j1")} == {2}
 
 
+def test_a_later_job_reuses_unchanged_records_unless_it_asked_for_a_full_run(cloud: Cloud):
+    cloud.put_texts("j1-src", {f"r{i}.txt": f"r{i}\n{'好' * i}" for i in range(5)})
+    source = f"s3://{cloud.bucket}/j1-src/"
+    log = cloud.tmp / "predicted.log"
+    for job_id in ("j1", "j2", "j3"):
+        assert cloud.seed(job_id, "j1-src", shard_size=10) == 5
+    cloud.index.save_job(Job(job_id="j3", bot="length", source=source, output="s3://x/out", workers=1, incremental=False))
+
+    assert cloud.run_worker("j1", LENGTH, 0, SPOTBOT_SOURCE=source, SPOTBOT_TEST_PREDICT_LOG=str(log)).returncode == 0
+    assert len(predicted(log)) == 5
+    second = cloud.run_worker("j2", LENGTH, 0, SPOTBOT_SOURCE=source, SPOTBOT_TEST_PREDICT_LOG=str(log))
+    assert second.returncode == 0 and second.logs[-1]["reused"] == 5 and second.logs[-1]["done"] == 0
+    assert len(predicted(log)) == 5  # nothing predicted again
+    assert {line["reused_from"] for line in cloud.part("j2", 0)} == {"j1"} and len(cloud.part("j2", 0)) == 5
+    assert cloud.index.counts("j2").skipped == 5
+
+    full = cloud.run_worker("j3", LENGTH, 0, SPOTBOT_SOURCE=source, SPOTBOT_TEST_PREDICT_LOG=str(log))  # "incremental": false
+    assert full.returncode == 0 and full.logs[-1]["reused"] == 0 and full.logs[-1]["done"] == 5
+    assert len(predicted(log)) == 10
+    assert all("reused_from" not in line for line in cloud.part("j3", 0))
+
+
 def test_sentiment_in_the_container_and_behind_an_endpoint_tag_alike(cloud: Cloud, tmp_path: Path):
     reviews = {f"good-{i}.txt": POSITIVE * (i + 1) for i in range(3)} | {f"bad-{i}.txt": NEGATIVE * (i + 1) for i in range(3)}
     for job_id in ("in-container", "endpoint"):

@@ -185,7 +185,7 @@ def test_bulk_requests_stay_within_the_byte_budget(osmem_clone):
     transport.requests.clear()
     big = record("/src/big.txt", [Tag(label="x", score=1)], text="长" * 3000)  # 9 KB on its own
     db.record_outcomes([record("/src/small.txt", []), big], [], "j")
-    bodies = transport.bulk_bodies()
+    bodies = [b for b in transport.bulk_bodies() if b'"_index":"spotbot-reuse"' not in b]  # reuse entries: a bulk after
     assert len(bodies) == 2 and len(bodies[1]) > 2048 and bodies[1].count(b"\n") == 2
     assert len(db.search(SearchQuery(text="长长长"))) == 1
 
@@ -220,7 +220,8 @@ def test_items_answered_429_are_retried_alone(recorded):
     transport.reject_first_item = 1
     outcomes = [TaskOutcome(f"/src/{n}", TaskStatus.DONE) for n in "abc"]
     db.record_outcomes([record(o.asset, [Tag(label="x", score=1)]) for o in outcomes], outcomes, "j")
-    first, retry = transport.bulk_bodies()
+    first, retry, entries = transport.bulk_bodies()  # entries: the reuse index's, written after
+    assert entries.count(b'"_index":"spotbot-reuse"') == 3
     assert first.count(b"\n") == 12 and retry.count(b"\n") == 2  # 6 documents, then the rejected one alone
     lines = first.split(b"\n")
     assert retry == lines[0] + b"\n" + lines[1] + b"\n"
@@ -396,6 +397,7 @@ def test_connect_signs_requests_with_sigv4(recorder, monkeypatch, tmp_path):
     assert [(r["method"], r["path"].split("?")[0]) for r in seen] == [
         ("GET", "/spotbot-bots/_doc/scene-text"),
         ("POST", "/_bulk"),
+        ("POST", "/_bulk"),  # the reuse entries (spotbot/adapters/opensearch/reuse.py)
     ]
     pattern = re.compile(
         r"^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/\d{8}/eu-west-1/es/aws4_request, "

@@ -46,6 +46,7 @@ SHARED_SETTINGS = set(environment_for(opensearch_endpoint="-", region="-", work_
 UNSCOPED_ACTIONS = {
     "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
     "batch:DescribeJobs", "batch:ListJobs", "ecr:GetAuthorizationToken", "cloudwatch:PutMetricData",
+    "cloudwatch:GetMetricStatistics",  # a watch's lag (GET /watches/{id})
     "logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups", "logs:DescribeResourcePolicies",
     "logs:GetLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:UpdateLogDelivery",
 }  # fmt: skip
@@ -423,7 +424,7 @@ def test_every_api_method_uses_iam_auth_validation_and_the_api_function(resource
     paths = openapi_document()["paths"]
     with_body_in_document = [verb.upper() for ops in paths.values() for verb, op in ops.items() if "requestBody" in op]
     assert sorted(m["HttpMethod"] for m in with_bodies) == sorted(with_body_in_document)
-    assert len(with_body_in_document) >= 4  # POST /jobs, POST and PUT /bots, POST /reviews/{id}
+    assert len(with_body_in_document) >= 5  # POST /jobs, POST and PUT /bots, POST /reviews/{id}, POST /watches
     models = {r["Properties"]["Name"]: r["Properties"]["Schema"] for r in of_type(resources, "AWS::ApiGateway::Model").values()}
     assert models["JobSubmission"]["required"] == ["source", "bot"]
     assert models["JobSubmission"]["additionalProperties"] is False
@@ -557,7 +558,7 @@ def test_work_files_expire_and_the_work_bucket_sends_events(resources):
 
 
 def test_a_new_model_archive_runs_the_registry_function(resources):
-    _, rule = only(resources, "AWS::Events::Rule")
+    rule = resources[logical_id(resources, "AWS::Events::Rule", "ModelRegistry")]  # the watches' rule: test_watch_stack.py
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
     assert pattern["detail"]["object"]["key"] == [{"wildcard": "models/*/*/model.tar.gz"}]
@@ -582,7 +583,7 @@ def test_the_opensearch_domain_is_private_encrypted_logged_and_iam_scoped(resour
             granted[principal["Fn::GetAtt"][0]] = set(statement["Action"])
     role = {name: logical_id(resources, "AWS::IAM::Role", name) for name in
             ("ComputeJobRole", "FunctionsScannerServiceRole", "FunctionsEndpointServiceRole",
-             "FunctionsFinalizeServiceRole", "FunctionsApiServiceRole")}  # fmt: skip
+             "FunctionsFinalizeServiceRole", "FunctionsApiServiceRole", "WatchesConsumerServiceRole")}  # fmt: skip
     assert set(granted) == set(role.values())
     writer = {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut"}
     for name, logical in role.items():

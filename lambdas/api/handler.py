@@ -29,6 +29,7 @@ from lambdas.api.shapes import BotAnswer, JobAccepted, JobDetail, JobPage, TagPa
 from spotbot.adapters.wiring import open_cloud_jobs
 from spotbot.domain import JOB_ID_PATTERN, BadInputError, ConflictError, ForbiddenError, UnavailableError
 from spotbot.domain import NotFoundError as JobOrBotNotFound
+from lambdas.api import watches
 from spotbot.ports import SearchQuery
 from spotbot.services import bot_registry, pages
 from spotbot.services import cloud_jobs as service
@@ -42,6 +43,7 @@ logger = Logger(service=SERVICE, name="%(name)s")  # each line says which logger
 metrics = Metrics(namespace="SpotTaggingBot", service=SERVICE)
 tracer = Tracer(service=SERVICE)  # no-ops outside Lambda or without X-Ray
 app = APIGatewayRestResolver(enable_validation=True)
+app.include_router(watches.router)  # issue 12: POST/GET/DELETE /watches
 copy_config_to_registered_loggers(source_logger=logger, include={"spotbot"})  # spotbot's own lines as JSON, with the job id
 
 

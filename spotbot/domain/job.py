@@ -55,6 +55,7 @@ class Job(BaseModel):
     error: str | None = None  # why a FAILED job failed
     created_by: str | None = None  # the IAM principal that submitted it: it (or the admin) may cancel it
     bot_registration: dict[str, Any] | None = None  # the bot as registered at submission: what every run of it uses
+    incremental: bool = True  # reuse earlier jobs' records of unchanged assets; False: predict every asset again
     max_cost: float | None = None  # budget in USD: the job does not start, or stops, above it
     cost: JobCost | None = None  # measured after a run (spotbot.domain.pricing)
 

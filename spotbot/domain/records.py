@@ -81,6 +81,7 @@ class TagRecord(BaseModel):
     text: str | None = None
     encoding: str | None = None  # the text's encoding, for text assets (detected when no configured one fits)
     created_at: datetime = Field(default_factory=utc_now)
+    reused_from: str | None = None  # the job that predicted these tags, when this job reused them
 
     def searchable_text(self) -> str:
         """What full-text search matches: labels, string fields of tags, and the asset's text."""

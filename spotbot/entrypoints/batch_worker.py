@@ -43,6 +43,7 @@ import logging
 import signal
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
@@ -253,6 +254,9 @@ def run(env: ShardEnvironment, settings: Settings, stop: StopRequest) -> int:
         )
         started = time.monotonic()
         try:
+            job = index.get_job(env.job_id)  # POST /jobs {"incremental": false} is on the record: predict every asset
+            if job is not None and not job.incremental:
+                work = replace(work, incremental=False)
             result = tag_shard(
                 work,
                 index=index,
@@ -268,6 +272,7 @@ def run(env: ShardEnvironment, settings: Settings, stop: StopRequest) -> int:
         figures = {
             "done": result.done,
             "failed": result.failed,
+            "reused": result.reused,
             "seconds": round(time.monotonic() - started, 3),
             "model_version": runtime.model_version,
         }

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from spotbot.domain import AssetRef, Job, JobCounts, Tag, TagRecord, Task, TaskStatus
 
@@ -44,7 +44,22 @@ class SearchQuery:
     limit: int = 20
 
 
-class TagIndex(Protocol):
+class ReuseIndex(Protocol):
+    """Tag records any earlier job made, found by what makes them reusable (spotbot.domain.reuse)."""
+
+    def reusable_records(self, bot: str, model_version: str, assets: Iterable[tuple[str, str]]) -> dict[str, TagRecord]:
+        """For (asset, etag) pairs: a record some job made for that asset version with this bot and model, by asset. In bulk."""
+
+
+@runtime_checkable
+class ForgettingIndex(Protocol):
+    """An index that can drop tag records of assets gone from their source (the local one: `--forget-deleted`)."""
+
+    def forget_records(self, job_ids: Sequence[str], assets: Sequence[str]) -> int:
+        """Deletes these assets' tag records from these jobs (tasks stay, as history); returns how many went."""
+
+
+class TagIndex(ReuseIndex, Protocol):
     """Jobs, tasks and tag records, searchable: SQLite locally, OpenSearch in AWS."""
 
     def save_job(self, job: Job) -> None: ...
@@ -58,7 +73,8 @@ class TagIndex(Protocol):
         """Writes each task PENDING, replacing the asset's task if any (spotbot.domain.planning plans them)."""
     def shards_with_work(self, job_id: str, statuses: tuple[TaskStatus, ...]) -> list[int]: ...
     def tasks_in_shard(self, job_id: str, shard: int, statuses: tuple[TaskStatus, ...]) -> list[Task]: ...
-    def done_assets(self, job_id: str, assets: Iterable[str]) -> set[str]: ...
+    def done_assets(self, job_id: str, assets: Iterable[str]) -> set[str]:
+        """The assets whose task holds its record: DONE, or SKIPPED (reused from an earlier job)."""
     def record_outcomes(self, records: list[TagRecord], outcomes: list[TaskOutcome], job_id: str) -> None:
         """Writes tag records and marks their tasks, all or nothing."""
     def counts(self, job_id: str) -> JobCounts: ...
@@ -117,6 +133,7 @@ class ShardWork:
     model_dir: str | None = None  # the extracted model version; None: the bot's packaged default
     suspects: tuple[str, ...] = ()  # assets in flight when a worker died: tagged one at a time, first
     skip: tuple[str, ...] = ()  # assets this run has failed already (one killed its worker): not tried again
+    incremental: bool = True  # reuse earlier jobs' records of unchanged assets instead of predicting
 
 
 class AssetJournal(Protocol):
@@ -133,6 +150,7 @@ class ShardResult:
     failed: int
     model_version: str | None = None
     stopped: bool = False  # cut short by should_stop: running the shard again tags the rest
+    reused: int = 0  # assets whose record an earlier job made (SKIPPED), not predicted again
 
 
 class JobRunner(Protocol):

@@ -128,6 +128,7 @@ def request_of(job: Job, shard_size: int | None) -> dict[str, Any]:
         "workers": job.workers,
         "shard_size": shard_size,
         "model_version": job.model_version,
+        "incremental": job.incremental,
     }
 
 

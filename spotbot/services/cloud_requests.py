@@ -77,6 +77,11 @@ class JobSubmission(BaseModel):
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=256, description="Same key twice, one job (or the Idempotency-Key header)"
     )
+    incremental: bool = Field(
+        default=True,
+        description="Copy an earlier job's record of an asset whose etag, bot and model version are unchanged; "
+        "false: predict every asset again",
+    )
 
     _s3_uris = field_validator("source", "output")(check_s3_uri)
 

@@ -30,6 +30,7 @@ from spotbot.ports import (
     TaskOutcome,
 )
 from spotbot.services.predicting import BotFailure, predict_each
+from spotbot.services.reusing import reuse_records
 from spotbot.settings import Settings
 
 
@@ -108,6 +109,9 @@ def tag_shard(
     part = output.part(work.job_id, work.shard)
     reconcile_part(part, index, work.job_id)
     writer = _ShardWriter(index, part, work.job_id, settings.write_batch, settings.write_interval_seconds, journal=journal)
+    # incremental jobs (issue 12): an earlier job's record of an unchanged asset is copied, not predicted
+    reused = reuse_records(tasks, index, writer.add, bot=runtime.bot_name, model_version=runtime.model_version) if work.incremental else set()
+    tasks = [task for task in tasks if task.asset not in reused]
     limits = limits_from(settings)
     suspects = set(work.suspects)
 
@@ -133,7 +137,7 @@ def tag_shard(
     finally:
         writer.flush()
         part.close()
-    return ShardResult(shard=work.shard, done=writer.done, failed=writer.failed, stopped=stopped)
+    return ShardResult(shard=work.shard, done=writer.done, failed=writer.failed, stopped=stopped, reused=len(reused))
 
 
 def _tag_tasks(

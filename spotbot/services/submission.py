@@ -30,7 +30,7 @@ from spotbot.services.cloud_requests import JobSubmission
 
 log = logging.getLogger(__name__)
 
-REQUEST_FIELDS = ("bot", "source", "output", "workers", "shard_size", "model_version")
+REQUEST_FIELDS = ("bot", "source", "output", "workers", "shard_size", "model_version", "incremental")
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,7 @@ def submit_job(
         model_version=submission.model_version,
         created_by=principal,
         bot_registration=registration,
+        incremental=submission.incremental,
     )
     request = request_of(job, submission.shard_size)
 
@@ -165,5 +166,6 @@ def job_from_input(execution_input: dict[str, Any], execution_arn: str) -> Job:
         model_version=execution_input.get("model_version") or None,
         created_by=execution_input.get("created_by"),
         bot_registration=execution_input.get("bot_config"),
+        incremental=request_in(execution_input).get("incremental", True),
         execution_arn=execution_arn,
     )

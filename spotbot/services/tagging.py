@@ -13,6 +13,7 @@ from pathlib import Path
 
 from spotbot.services.bots import resolve_bot
 from spotbot.domain import (
+    RECORDED_STATUSES,
     BadInputError,
     Job,
     JobCounts,
@@ -29,6 +30,7 @@ from spotbot.ports import AssetStore, JobRunner, OutputStore, ShardWork, TagInde
 from spotbot.domain.pricing import JobCost, local_job_cost
 from spotbot.services.estimate import load_price_table
 from spotbot.services.planning import plan_assets
+from spotbot.services.incremental import deleted_since, earlier_jobs, forget_deleted, reuse_before_running
 from spotbot.settings import Settings
 
 
@@ -43,6 +45,9 @@ class TagRequest:
     batch_size: int | None = None
     retry_failed: bool = True
     model_version: str | None = None  # pin a version; default: the registry's current one
+    incremental: bool = True  # reuse earlier jobs' records of unchanged assets; False (--full) re-tags
+    report_deleted: bool = False  # list assets earlier jobs tagged that are gone from the source
+    forget_deleted: bool = False  # and drop those earlier records from the index (implies report_deleted)
 
 
 @dataclass
@@ -54,6 +59,9 @@ class JobRun:
     scanned: int = 0
     new_tasks: int = 0
     processed: int = 0
+    reused: int = 0  # assets whose record an earlier job made, copied instead of predicted
+    deleted: list[str] = field(default_factory=list)  # with report_deleted: tagged before, gone now
+    forgotten: int = 0  # with forget_deleted: earlier records of the deleted assets dropped from the index
     wall_seconds: float = 0.0
     tagging_seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -119,6 +127,15 @@ def tag_assets(
 
         statuses = (TaskStatus.PENDING, TaskStatus.FAILED) if request.retry_failed else (TaskStatus.PENDING,)
         shards = index.shards_with_work(job_id, statuses)
+        reused = 0
+        if request.incremental:
+            reused = reuse_before_running(
+                index, output, job_id, shards, statuses, bot=bot_class.name, model_version=model_version
+            )
+            shards = index.shards_with_work(job_id, statuses) if reused else shards
+        wants_deleted = request.report_deleted or request.forget_deleted
+        deleted = deleted_since(index, job, (a.uri for a in assets)) if wants_deleted else []
+        forgotten = forget_deleted(index, earlier_jobs(index, job), deleted) if request.forget_deleted else 0
         before = index.counts(job_id)
         job = job.start(before, workers=workers, model_version=model_version)
         index.save_job(job)
@@ -135,6 +152,7 @@ def tag_assets(
                 batch_size=request.batch_size,
                 threads=threads,
                 model_dir=str(model.path) if model and model.path else None,
+                incremental=request.incremental,
             )
             for shard in shards
         ]
@@ -164,6 +182,9 @@ def tag_assets(
         scanned=len(assets),
         new_tasks=new_tasks,
         processed=sum(r.done + r.failed for r in outcome.results),
+        reused=reused + sum(r.reused for r in outcome.results),
+        deleted=deleted,
+        forgotten=forgotten,
         wall_seconds=time.monotonic() - started,
         tagging_seconds=tagging_seconds,
         errors=outcome.errors,
@@ -172,13 +193,13 @@ def tag_assets(
 
 
 def restore_outputs(index: TagIndex, output: OutputStore, job_id: str) -> int:
-    """Makes every part file hold one line per DONE asset of its shard again, from the index (which holds
+    """Makes every part file hold one line per recorded (DONE or reused) asset of its shard again, from the index (which holds
     every tag): a deleted output folder or a corrupted part is whole after a resume. Returns the parts rewritten."""
     last = index.max_shard(job_id)
     records: dict[str, dict] | None = None
     rewritten = 0
     for shard in range(last + 1 if last is not None else 0):
-        done = [t.asset for t in index.tasks_in_shard(job_id, shard, (TaskStatus.DONE,))]
+        done = [t.asset for t in index.tasks_in_shard(job_id, shard, RECORDED_STATUSES)]
         part = output.part(job_id, shard)
         lines = part.read_records()
         if sorted(r.get("asset", "") for r in lines) == sorted(done):

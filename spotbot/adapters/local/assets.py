@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_kinds
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from spotbot.domain import AssetRef, NotFoundError
@@ -45,6 +45,16 @@ class LocalAssetStore:
             for filename in sorted(filenames):
                 if os.path.splitext(filename)[1].lower() in wanted:
                     yield from self._ref(Path(folder) / filename)
+
+    def refs(self, paths: Iterable[str], file_types: tuple[str, ...]) -> list[AssetRef]:
+        """The files among these paths that are under the root and of the wanted types: a watch's arrivals."""
+        wanted = tuple(t.lower() for t in file_types)
+        found = []
+        for name in dict.fromkeys(paths):
+            path = Path(name).resolve()
+            if path.suffix.lower() in wanted and path.is_file() and (path == self.root or self.root in path.parents):
+                found.extend(self._ref(path))
+        return found
 
     def _ref(self, path: Path) -> Iterator[AssetRef]:
         readable = shown(str(path))

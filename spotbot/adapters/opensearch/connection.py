@@ -19,7 +19,7 @@ _PREFIX_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,200}$")
 
 
 class OpenSearchConnection:
-    """The client, the four index names, refresh tracking and paged reads the record modules share."""
+    """The client, the index names, refresh tracking and paged reads the record modules share."""
 
     def __init__(
         self,
@@ -48,6 +48,7 @@ class OpenSearchConnection:
         self.tags_index = f"{prefix}-tags"
         self.jobs_index = f"{prefix}-jobs"
         self.bots_index = f"{prefix}-bots"
+        self.reuse_index = f"{prefix}-reuse"  # incremental jobs: see reuse.py
         self._owns_client = owns_client
         self._dirty: set[str] = set()  # indices this instance wrote to since it last refreshed them
         self._lock = threading.Lock()
@@ -109,7 +110,7 @@ class OpenSearchConnection:
 
     def index_definitions(self) -> dict[str, dict[str, Any]]:
         """Settings and mappings of each index, by index name."""
-        return index_definitions(self.tasks_index, self.tags_index, self.jobs_index, self.bots_index)
+        return index_definitions(self.tasks_index, self.tags_index, self.jobs_index, self.bots_index, self.reuse_index)
 
     def ensure_indices(self) -> None:
         """Puts an index template per index and creates the missing indices; adds new fields to existing ones."""

@@ -1,6 +1,7 @@
 """The cloud tag index: OpenSearch (Amazon OpenSearch Service), the same port as SQLiteTagIndex.
 
-Four indices, named from a prefix: `<prefix>-tasks`, `<prefix>-tags`, `<prefix>-jobs`, `<prefix>-bots`.
+Five indices, named from a prefix: `<prefix>-tasks`, `<prefix>-tags`, `<prefix>-jobs`, `<prefix>-bots`,
+and `<prefix>-reuse` (an entry per reusable record, for incremental jobs: see reuse.py).
 `ensure_indices()` creates them (and an index template per index, so an index that a write
 auto-creates still gets the right mappings); it is idempotent and only adds to mappings.
 
@@ -23,7 +24,7 @@ LIKE fallback. No plugins are needed. (osmem, the test server, indexes all n-gra
 one position, so there the "in a row" part is not checked; see tests/test_opensearch_index.py.)
 
 Modules: schema (mappings and templates), bulk (BulkWriter), connection (client, indices, refresh,
-paging), records (jobs and bots), tasks, tags; this class composes them.
+paging), records (jobs and bots), tasks, tags, reuse; this class composes them.
 
 Refresh policy. Writes use `refresh=false`. `add_assets` refreshes the tasks index when it is
 done (the shards are planned from it straight away). A read that goes through search (not
@@ -36,9 +37,10 @@ status from writes made by other processes; everything else defaults to near-rea
 from __future__ import annotations
 
 from spotbot.adapters.opensearch.records import JobAndBotRecords
+from spotbot.adapters.opensearch.reuse import ReuseRecords
 from spotbot.adapters.opensearch.tags import TagRecords
 from spotbot.adapters.opensearch.tasks import TaskRecords
 
 
-class OpenSearchTagIndex(TaskRecords, TagRecords, JobAndBotRecords):
+class OpenSearchTagIndex(TaskRecords, TagRecords, JobAndBotRecords, ReuseRecords):
     """TagIndex on OpenSearch. The constructor makes no request; call ensure_indices() once."""

@@ -49,6 +49,7 @@ TAG_MAPPINGS: dict[str, Any] = {
         "text": {"type": "text", "index": False},  # searched through search_text
         "encoding": {"type": "keyword"},  # a text asset's encoding (TagRecord.encoding)
         "created_at": {"type": "date"},
+        "reused_from": {"type": "keyword"},  # the job whose record an incremental job copied
         "search_text": {
             "type": "text",
             "analyzer": "cjk",
@@ -93,7 +94,20 @@ BOT_MAPPINGS: dict[str, Any] = {
 }
 
 
-def index_definitions(tasks: str, tags: str, jobs: str, bots: str) -> dict[str, dict[str, Any]]:
+# one entry per reusable record, by reuse id (spotbot.domain.reuse): see reuse.py
+REUSE_MAPPINGS: dict[str, Any] = {
+    "dynamic": False,
+    "properties": {
+        "bot": {"type": "keyword"},
+        "model_version": {"type": "keyword"},
+        "asset": {"type": "keyword", "ignore_above": 2048},
+        "etag": {"type": "keyword"},
+        "job_id": {"type": "keyword"},
+    },
+}
+
+
+def index_definitions(tasks: str, tags: str, jobs: str, bots: str, reuse: str) -> dict[str, dict[str, Any]]:
     """Settings and mappings of each index, by index name."""
     one_shard = {"number_of_shards": 1}
     return {
@@ -101,4 +115,5 @@ def index_definitions(tasks: str, tags: str, jobs: str, bots: str) -> dict[str, 
         tags: {"settings": {"analysis": _NGRAM_ANALYSIS}, "mappings": TAG_MAPPINGS},
         jobs: {"settings": dict(one_shard), "mappings": JOB_MAPPINGS},
         bots: {"settings": dict(one_shard), "mappings": BOT_MAPPINGS},
+        reuse: {"settings": dict(one_shard), "mappings": REUSE_MAPPINGS},
     }

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from spotbot.domain import JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
+from spotbot.domain import RECORDED_STATUSES, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
 from spotbot.ports import TaskOutcome
 
 from spotbot.adapters.opensearch.connection import OpenSearchConnection
+from spotbot.adapters.opensearch.reuse import reuse_docs
 from spotbot.adapters.opensearch.tags import tag_doc
 
 
@@ -39,7 +40,7 @@ class TaskRecords(OpenSearchConnection):
         return {
             ids[doc["_id"]]
             for doc in self._mget(self.tasks_index, list(ids), source=["status"])
-            if doc["_source"].get("status") == TaskStatus.DONE.value
+            if doc["_source"].get("status") in RECORDED_STATUSES  # SKIPPED: reused, with its record
         }
 
     def record_outcomes(self, records: list[TagRecord], outcomes: list[TaskOutcome], job_id: str) -> None:
@@ -67,6 +68,7 @@ class TaskRecords(OpenSearchConnection):
                 yield self.tasks_index, doc_id, task.model_dump(mode="json")
 
         self._write_all(docs())
+        self._write_all(reuse_docs(self.reuse_index, records))  # after the tasks: an entry names a finished record
 
     def _aggregate_tasks(self, job_id: str, aggregation: dict[str, Any], consistent: bool) -> dict[str, Any]:
         """One aggregation over the job's tasks, with no hits."""

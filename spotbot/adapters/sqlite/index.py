@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from spotbot.domain import BadInputError, UnavailableError, AssetRef, Job, JobCounts, TagRecord, Task, TaskStatus, task_id, utc_now
+from spotbot.domain import (
+    RECORDED_STATUSES,
+    AssetRef,
+    BadInputError,
+    Job,
+    JobCounts,
+    TagRecord,
+    Task,
+    TaskStatus,
+    UnavailableError,
+    task_id,
+    utc_now,
+)
 from spotbot.ports import SearchHit, SearchQuery, TaskOutcome
 
 SCHEMA = """
@@ -41,6 +53,7 @@ CREATE TABLE IF NOT EXISTS tags (
     encoding TEXT,
     PRIMARY KEY (job_id, asset)
 );
+CREATE INDEX IF NOT EXISTS tags_by_version ON tags (bot, model_version, asset);
 CREATE TABLE IF NOT EXISTS tag_labels (
     tag_rowid INTEGER NOT NULL,
     label TEXT NOT NULL
@@ -49,7 +62,24 @@ CREATE INDEX IF NOT EXISTS tag_labels_by_label ON tag_labels (label, tag_rowid);
 CREATE INDEX IF NOT EXISTS tag_labels_by_row ON tag_labels (tag_rowid);
 -- trigram tokens, because Chinese text has no spaces between words
 CREATE VIRTUAL TABLE IF NOT EXISTS tag_text USING fts5 (body, tokenize = 'trigram');
+-- one token per character (see _characters): a one- or two-character term is a phrase query here
+CREATE VIRTUAL TABLE IF NOT EXISTS tag_chars USING fts5 (body, tokenize = 'unicode61 remove_diacritics 0');
 """
+# Stands for each character that is not a letter or digit in tag_chars, so no phrase can match across it.
+# A private-use character: unicode61 keeps it as a token, and no search term holds one (see _char_phrase).
+_BREAK = "\ue000"
+
+
+def _characters(text: str) -> str:
+    """The text as tag_chars indexes it: every letter or digit its own token, every other character a break."""
+    return " ".join(c if c.isalnum() else _BREAK for c in text)
+
+
+def _char_phrase(term: str) -> str | None:
+    """The tag_chars phrase that finds `term` as a substring (case-insensitive); None if it holds a non-letter."""
+    if not all(c.isalnum() for c in term):
+        return None
+    return '"' + " ".join(term) + '"'
 
 MAX_SEARCH_TERMS = 32  # each term is one clause: more makes SQLite's expression tree too large
 MAX_TERM_CHARS = 200
@@ -82,11 +112,21 @@ class SQLiteTagIndex:
                 columns = {row[1] for row in self.db.execute("PRAGMA table_info(tags)")}
                 if "encoding" not in columns:  # an index made before text encodings were recorded
                     self.db.execute("ALTER TABLE tags ADD COLUMN encoding TEXT")
+                if "reused_from" not in columns:  # an index made before incremental jobs
+                    self.db.execute("ALTER TABLE tags ADD COLUMN reused_from TEXT")
+                self._fill_characters()
         except sqlite3.DatabaseError as error:
             self.db.close()
             raise UnusableIndexError(
                 f"the local index {self.path} cannot be used ({error}); run `spotbot doctor` to see what to do"
             ) from None
+
+    def _fill_characters(self) -> None:
+        """An index made before tag_chars: its text is copied in once, from tag_text."""
+        if self.db.execute("SELECT 1 FROM tag_chars LIMIT 1").fetchone() is not None:
+            return
+        rows = self.db.execute("SELECT rowid, body FROM tag_text")
+        self.db.executemany("INSERT INTO tag_chars (rowid, body) VALUES (?, ?)", ((r, _characters(b or "")) for r, b in rows))
 
     def check(self) -> list[str]:
         """What is wrong with the index file, from SQLite's own integrity check; [] when it is sound."""
@@ -140,10 +180,13 @@ class SQLiteTagIndex:
         ids = {task_id(job_id, asset): asset for asset in assets}
         done: set[str] = set()
         id_list = list(ids)
+        recorded = tuple(s.value for s in RECORDED_STATUSES)
         for start in range(0, len(id_list), 500):
             chunk = id_list[start : start + 500]
             rows = self.db.execute(
-                f"SELECT id FROM tasks WHERE status = 'DONE' AND id IN ({','.join('?' * len(chunk))})", chunk
+                f"SELECT id FROM tasks WHERE status IN ({','.join('?' * len(recorded))}) "
+                f"AND id IN ({','.join('?' * len(chunk))})",
+                (*recorded, *chunk),
             )
             done.update(ids[row[0]] for row in rows)
         return done
@@ -161,11 +204,11 @@ class SQLiteTagIndex:
     def _upsert_tag_record(self, record: TagRecord) -> None:
         tags_json = json.dumps([t.model_dump(mode="json") for t in record.tags], ensure_ascii=False)
         (rowid,) = self.db.execute(
-            "INSERT INTO tags (job_id, asset, bot, model_version, etag, tags, text, created_at, encoding) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, asset) DO UPDATE SET "
+            "INSERT INTO tags (job_id, asset, bot, model_version, etag, tags, text, created_at, encoding, reused_from) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, asset) DO UPDATE SET "
             "bot = excluded.bot, model_version = excluded.model_version, etag = excluded.etag, "
             "tags = excluded.tags, text = excluded.text, created_at = excluded.created_at, "
-            "encoding = excluded.encoding RETURNING rowid",
+            "encoding = excluded.encoding, reused_from = excluded.reused_from RETURNING rowid",
             (
                 record.job_id,
                 record.asset,
@@ -176,11 +219,15 @@ class SQLiteTagIndex:
                 record.text,
                 record.created_at.isoformat(),
                 record.encoding,
+                record.reused_from,
             ),
         ).fetchone()
         self.db.execute("DELETE FROM tag_text WHERE rowid = ?", (rowid,))
+        self.db.execute("DELETE FROM tag_chars WHERE rowid = ?", (rowid,))
         self.db.execute("DELETE FROM tag_labels WHERE tag_rowid = ?", (rowid,))
-        self.db.execute("INSERT INTO tag_text (rowid, body) VALUES (?, ?)", (rowid, record.searchable_text()))
+        text = record.searchable_text()
+        self.db.execute("INSERT INTO tag_text (rowid, body) VALUES (?, ?)", (rowid, text))
+        self.db.execute("INSERT INTO tag_chars (rowid, body) VALUES (?, ?)", (rowid, _characters(text)))
         self.db.executemany(
             "INSERT INTO tag_labels (tag_rowid, label) VALUES (?, ?)",
             [(rowid, label) for label in {t.label for t in record.tags}],
@@ -205,6 +252,40 @@ class SQLiteTagIndex:
         for row in rows:
             yield _tag_record(row)
 
+    def reusable_records(self, bot: str, model_version: str, assets: Iterable[tuple[str, str]]) -> dict[str, TagRecord]:
+        """The newest predicted (not reused) record per (asset, etag) with this bot and model version; 500 assets a query."""
+        wanted = set(assets)
+        found: dict[str, TagRecord] = {}
+        asset_list = sorted({asset for asset, _ in wanted})
+        for start in range(0, len(asset_list), 500):
+            chunk = asset_list[start : start + 500]
+            rows = self.db.execute(
+                f"SELECT {_TAG_COLUMNS} FROM tags WHERE bot = ? AND model_version = ? AND reused_from IS NULL "
+                f"AND asset IN ({','.join('?' * len(chunk))}) ORDER BY tags.created_at",
+                (bot, model_version, *chunk),
+            )
+            for row in rows:
+                record = _tag_record(row)
+                if (record.asset, record.etag) in wanted:
+                    found[record.asset] = record  # ordered by time: the newest wins
+        return found
+
+    def forget_records(self, job_ids: Sequence[str], assets: Sequence[str]) -> int:
+        """Deletes these assets' tag records (and their search text and labels) from these jobs; tasks stay."""
+        forgotten = 0
+        with self._write():
+            for job_id in job_ids:
+                for start in range(0, len(assets), 500):
+                    chunk = list(assets[start : start + 500])
+                    rowids = [row[0] for row in self.db.execute(
+                        f"SELECT rowid FROM tags WHERE job_id = ? AND asset IN ({','.join('?' * len(chunk))})", (job_id, *chunk)
+                    )]  # fmt: skip
+                    for table, column in (("tag_text", "rowid"), ("tag_chars", "rowid"), ("tag_labels", "tag_rowid")):
+                        self.db.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(r,) for r in rowids])
+                    self.db.executemany("DELETE FROM tags WHERE rowid = ?", [(r,) for r in rowids])
+                    forgotten += len(rowids)
+        return forgotten
+
     def search(self, query: SearchQuery) -> list[SearchHit]:
         where: list[str] = []
         params: list[object] = []
@@ -216,14 +297,20 @@ class SQLiteTagIndex:
         long_terms = [t for t in terms if len(t) >= 3]
         short_terms = [t for t in terms if len(t) < 3]
         text_where: list[str] = []
+        text_params: list[object] = []
         if long_terms:  # the trigram index answers terms of three characters or more
             text_where.append("tag_text MATCH ?")
-            params.append(" AND ".join('"' + t.replace('"', '""') + '"' for t in long_terms))
-        for term in short_terms:  # shorter ones: LIKE, in the same one pass (over the MATCH hits when there are any)
+            text_params.append(" AND ".join('"' + t.replace('"', '""') + '"' for t in long_terms))
+        for term in (t for t in short_terms if _char_phrase(t) is None):  # "c+", "?": LIKE, over the other hits
             text_where.append("body LIKE ? ESCAPE '\\'")
-            params.append("%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+            text_params.append("%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
         if text_where:
             where.append(f"tags.rowid IN (SELECT rowid FROM tag_text WHERE {' AND '.join(text_where)})")
+            params.extend(text_params)
+        phrases = [p for p in map(_char_phrase, short_terms) if p is not None]
+        if phrases:  # shorter ones of letters and digits: phrases in the per-character index
+            where.append("tags.rowid IN (SELECT rowid FROM tag_chars WHERE tag_chars MATCH ?)")
+            params.append(" AND ".join(phrases))
         if query.bot:
             where.append("tags.bot = ?")
             params.append(query.bot)
@@ -272,12 +359,13 @@ class SQLiteTagIndex:
 
 
 _TAG_COLUMNS = (
-    "tags.job_id, tags.bot, tags.model_version, tags.asset, tags.etag, tags.tags, tags.text, tags.created_at, tags.encoding"
+    "tags.job_id, tags.bot, tags.model_version, tags.asset, tags.etag, tags.tags, tags.text, tags.created_at, "
+    "tags.encoding, tags.reused_from"
 )
 
 
 def _tag_record(row: tuple) -> TagRecord:
-    job_id, bot, model_version, asset, etag, tags, text, created_at, encoding = row
+    job_id, bot, model_version, asset, etag, tags, text, created_at, encoding, reused_from = row
     return TagRecord(
         job_id=job_id,
         bot=bot,
@@ -288,6 +376,7 @@ def _tag_record(row: tuple) -> TagRecord:
         text=text,
         created_at=created_at,
         encoding=encoding,
+        reused_from=reused_from,
     )
 
 

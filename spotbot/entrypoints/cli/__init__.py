@@ -50,6 +50,30 @@ _register_cloud_commands()
 app.add_typer(review.app)  # spotbot ui, spotbot reviews
 
 
+def _register_watch_commands() -> None:  # issue 12: `spotbot watch`, `spotbot cloud watch`, each in its own module
+    from spotbot.entrypoints.cli.cloud import app as cloud_app
+    from spotbot.entrypoints.cli.cloud_watch import watch_app
+    from spotbot.entrypoints.cli.watch import watch
+
+    app.command("watch")(watch)
+    cloud_app.add_typer(watch_app)
+
+
+_register_watch_commands()
+
+
+def _register_watch_commands() -> None:  # issue 12: `spotbot watch`, `spotbot cloud watch`, each in its own module
+    from spotbot.entrypoints.cli.cloud import app as cloud_app
+    from spotbot.entrypoints.cli.cloud_watch import watch_app
+    from spotbot.entrypoints.cli.watch import watch
+
+    app.command("watch")(watch)
+    cloud_app.add_typer(watch_app)
+
+
+_register_watch_commands()
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

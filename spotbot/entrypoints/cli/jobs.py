@@ -82,7 +82,11 @@ def status(
     table = job_table(job, job.model_version)
     table.add_row("output", str(Path(job.output) / job.job_id))
     counts = job.counts
-    table.add_row("counts", f"total {counts.total:,}  done {counts.done:,}  failed {counts.failed:,}  pending {counts.pending:,}")
+    table.add_row(
+        "counts",
+        f"total {counts.total:,}  done {counts.done:,}  reused {counts.skipped:,}  failed {counts.failed:,}  "
+        f"pending {counts.pending:,}",
+    )
     table.add_row("created", f"{job.created_at:%Y-%m-%d %H:%M:%S} UTC")
     table.add_row("finished", f"{job.finished_at:%Y-%m-%d %H:%M:%S} UTC" if job.finished_at else "-")
     out.print(table)

@@ -71,6 +71,16 @@ def tag(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Assets per model call; default: the bot's")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed/--no-retry-failed", help="On resume, try FAILED assets again")] = True,
     fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 when any asset failed")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Predict every asset again, even those an earlier job tagged unchanged")
+    ] = False,
+    report_deleted: Annotated[
+        bool, typer.Option("--report-deleted", help="List assets earlier jobs tagged that are gone (their tags stay)")
+    ] = False,
+    forget_deleted: Annotated[
+        bool,
+        typer.Option("--forget-deleted", help="Like --report-deleted, and drop those earlier tags from the index (search)"),
+    ] = False,
     max_cost: Annotated[
         Optional[float], typer.Option("--max-cost", min=0.0, help="Budget in USD: exit 2, tagging nothing, when the estimate is over it")
     ] = None,
@@ -118,6 +128,9 @@ def tag(
                 batch_size=batch_size,
                 retry_failed=retry_failed,
                 model_version=model_version,
+                incremental=not full,
+                report_deleted=report_deleted,
+                forget_deleted=forget_deleted,
             )
             with _TagProgress(enabled=not as_json) as progress:
                 run = tag_assets(
@@ -158,6 +171,9 @@ def tag(
             "scanned": run.scanned,
             "new_tasks": run.new_tasks,
             "processed": run.processed,
+            "reused": run.reused,
+            "deleted": run.deleted,
+            "forgotten": run.forgotten,
             "wall_seconds": round(run.wall_seconds, 3),
             "assets_per_second": round(run.assets_per_second, 1),
             "summary": run.summary_path,
@@ -167,6 +183,10 @@ def tag(
         print_json({"job": job.model_dump(mode="json"), "run": figures})
     else:
         _print_run_summary(run)
+        for asset in run.deleted:
+            out.print(f"deleted since tagged: {asset}", highlight=False, soft_wrap=True)
+        if run.forgotten:
+            out.print(f"dropped {run.forgotten:,} earlier tag record(s) of deleted assets from the index", highlight=False)
     for error in run.errors:
         err.print(f"[red]worker error:[/] {error}", highlight=False)
     if job.counts.pending or run.errors:
@@ -246,6 +266,7 @@ def _print_run_summary(run: Any) -> None:
     table = job_table(job, job.model_version)
     table.add_row("assets", f"{job.counts.total:,} (this run: {run.processed:,} tagged of {run.scanned:,} scanned)")
     table.add_row("done / failed", f"{job.counts.done:,} / {job.counts.failed:,}")
+    table.add_row("reused", f"{job.counts.skipped:,} (records of unchanged assets copied from earlier jobs)")
     table.add_row("wall time", f"{run.wall_seconds:.1f} s")
     table.add_row("throughput", f"{run.assets_per_second:,.1f} assets/s")
     table.add_row("JSON Lines", str(Path(job.output) / job.job_id))
