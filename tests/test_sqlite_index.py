@@ -25,3 +25,42 @@ def test_search_is_bounded_and_short_terms_share_one_pass(tmp_path):
         assert [h.record.asset for h in index.search(SearchQuery(text=many))] == ["a.txt"]
     finally:
         index.close()
+
+
+def test_short_terms_are_answered_by_the_character_index_not_a_scan(tmp_path):
+    index = SQLiteTagIndex(tmp_path / "index.sqlite3")
+    try:
+        texts = {"a.txt": "服务很好，价格便宜", "b.txt": "LOOKS okay", "c.txt": "价格太贵了", "d.txt": "c++ 好"}
+        index.record_outcomes([record(name, [], text=text) for name, text in texts.items()], [], "j1")
+
+        def found(text: str) -> list[str]:
+            return sorted(h.record.asset for h in index.search(SearchQuery(text=text)))
+
+        assert found("价格") == ["a.txt", "c.txt"]
+        assert found("好价") == []  # "好，价": a phrase cannot match across the comma
+        assert found("Ok") == ["b.txt"]  # case-insensitive, inside a word ("okay"), as LIKE was
+        assert found("ks") == ["b.txt"] and found("s o") == ["b.txt"]
+        assert found("+") == ["d.txt"] and found("c+") == ["d.txt"]  # not letters: LIKE, still right
+        plans = " ".join(
+            str(row[-1])
+            for row in index.db.execute(
+                "EXPLAIN QUERY PLAN SELECT rowid FROM tags WHERE rowid IN "
+                "(SELECT rowid FROM tag_chars WHERE tag_chars MATCH ?)", ('"价 格"',)
+            )
+        )
+        assert "VIRTUAL TABLE INDEX" in plans and "SCAN tag_text" not in plans
+    finally:
+        index.close()
+
+
+def test_an_index_made_before_the_character_index_is_filled_once(tmp_path):
+    path = tmp_path / "index.sqlite3"
+    index = SQLiteTagIndex(path)
+    index.record_outcomes([record("old.txt", [], text="旧的好评")], [], "j1")
+    index.db.execute("DROP TABLE tag_chars")  # as an index of the previous release has it
+    index.close()
+    reopened = SQLiteTagIndex(path)
+    try:
+        assert [h.record.asset for h in reopened.search(SearchQuery(text="好评"))] == ["old.txt"]
+    finally:
+        reopened.close()

@@ -109,6 +109,21 @@ def test_car_model_head_changes_the_bots_labels(tmp_path: Path, car_models: Path
             assert all(labels[0] == make for make, labels in make_model.items()), make_model
 
 
+def test_car_model_trains_into_a_fresh_store_from_the_default_stores_backbone(tmp_path: Path, car_models: Path):
+    fresh_store, home = tmp_path / "new-store", tmp_path / "home"  # nothing in it: no backbone
+    data = write_shapes(tmp_path / "data", per_label=6)
+    trained = json.loads(run_spotbot(home, "train", "--bot", "car-model", "--data", str(data), "--models", str(fresh_store),
+                                     "--version", "v1-mine", "--min-accuracy", "0", "--json", SPOTBOT_MODELS=str(car_models)).stdout)
+    assert trained["version"] == "v1-mine" and trained["next_job_uses"] == "v1-mine"
+    version_dir = fresh_store / "car-model" / "v1-mine"
+    assert {p.name for p in (car_models / "car-model" / "v0-imagenet").glob("*.onnx")} <= {p.name for p in version_dir.iterdir()}
+    fresh = write_shapes(tmp_path / "fresh", per_label=1, seed=7)
+    run_spotbot(home, "tag", str(fresh), "--bot", "car-model", "--models", str(fresh_store), "--out", str(tmp_path / "out"),
+                "--job-id", "mine", SPOTBOT_MODELS=str(tmp_path / "elsewhere"))  # the version alone is enough to tag
+    records = read_parts(tmp_path / "out" / "mine")
+    assert len(records) == 2 and {r["model_version"] for r in records} == {"v1-mine"}
+
+
 def test_bad_datasets_get_clear_errors(tmp_path: Path):
     settings = Settings(home=tmp_path / "home")
 
