@@ -154,6 +154,28 @@ def test_a_message_that_is_no_s3_event_is_dead_lettered_at_once(aws):
     assert "not an S3 event" in dead[0]["MessageAttributes"]["error"]["StringValue"]
 
 
+def test_event_keys_are_read_url_decoded_or_as_written_whichever_exists(aws):
+    _, watch = call("POST", "/watches", body={"source": "s3://src/odd/", "bot": LENGTH})
+    for key in ("odd/red flower.txt", "odd/c++.txt", "odd/a+b.txt"):
+        aws["s3"].put_object(Bucket="src", Key=key, Body=f"{key}\nwords".encode())
+    drain(aws)  # moto's own events, in whatever form it writes keys
+
+    etag = {key: aws["s3"].head_object(Bucket="src", Key=key)["ETag"].strip('"') for key in
+            ("odd/red flower.txt", "odd/c++.txt", "odd/a+b.txt")}  # fmt: skip
+
+    def event(key: str, real: str) -> str:
+        detail = {"bucket": {"name": "src"}, "object": {"key": key, "size": 10, "etag": etag[real]}}
+        return json.dumps({"source": "aws.s3", "detail-type": "Object Created", "detail": detail})
+
+    sent = {"odd/red+flower.txt": "odd/red flower.txt", "odd/c%2B%2B.txt": "odd/c++.txt", "odd/a+b.txt": "odd/a+b.txt"}
+    for key, real in sent.items():  # encoded, encoded, and written as is
+        aws["sqs"].send_message(QueueUrl=aws["queue"], MessageBody=event(key, real))
+    assert drain(aws) == ([], 3)
+    tagged = {r.asset for r in aws["index"].tag_records(watch["watch_id"], consistent=True)}
+    assert tagged == {"s3://src/odd/red flower.txt", "s3://src/odd/c++.txt", "s3://src/odd/a+b.txt"}
+    assert aws["index"].counts(watch["watch_id"]).failed == 0
+
+
 @pytest.mark.parametrize(("body", "field"), [({"source": "/local/dir", "bot": LENGTH}, "body.source"),
                                               ({"source": "s3://not-granted/x/", "bot": LENGTH}, "body.source"),
                                               ({"source": "s3://src/x/", "bot": LENGTH, "every": "1m"}, "body.every"),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import boto3
+from botocore.exceptions import ClientError
 
 from spotbot.adapters.s3.watches import S3WatchRegistry
 from spotbot.adapters.sqs.watch_queue import SqsWatchQueue
@@ -18,3 +21,18 @@ def watch_adapters(settings: Settings) -> tuple[S3WatchRegistry, SqsWatchQueue]:
     cloudwatch = boto3.client("cloudwatch", region_name=settings.region)
     queue = SqsWatchQueue(sqs, cloudwatch, settings.watch_queue_url, settings.watch_dead_letter_queue_url)
     return S3WatchRegistry(s3, settings.work_bucket), queue
+
+
+def object_exists(settings: Settings) -> Callable[[str], bool]:
+    """A HEAD of an s3:// URI: True when the object is there (a 403 or an outage is not 'absent': True)."""
+    s3 = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region)
+
+    def exists(uri: str) -> bool:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            return error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound")
+        return True
+
+    return exists

@@ -43,13 +43,23 @@ def s3_source(source: str) -> tuple[str, str]:
 
 
 def asset_from_event(event: dict[str, Any]) -> AssetRef:
-    """The object of an S3 "Object Created" event as EventBridge delivers it (through SQS)."""
+    """The object of an S3 "Object Created" event as EventBridge delivers it (through SQS), key URL-decoded."""
+    return assets_from_event(event)[0]
+
+
+def assets_from_event(event: dict[str, Any]) -> list[AssetRef]:
+    """What the event's object may be: its key URL-decoded, then as written when that differs.
+
+    S3 documents URL-encoded keys for its notifications ("red flower.jpg" arrives as "red+flower.jpg"),
+    but a key can hold '+' and '%' itself, so when decoding changes the key, both readings are kept
+    and the one that exists wins (WatchConsumer.exists)."""
     if event.get("source") != "aws.s3" or event.get("detail-type") != "Object Created":
         raise BadInputError(f"not an S3 Object Created event: {event.get('source')!r} {event.get('detail-type')!r}")
     try:
         detail = event["detail"]
         bucket, obj = detail["bucket"]["name"], detail["object"]
-        key = unquote_plus(obj["key"])  # S3 URL-encodes keys in its events ("red flower.jpg" -> "red+flower.jpg")
-        return AssetRef(uri=f"s3://{bucket}/{key}", etag=str(obj.get("etag", "")).strip('"'), size=int(obj.get("size", 0)))
+        etag, size = str(obj.get("etag", "")).strip('"'), int(obj.get("size", 0))
+        keys = list(dict.fromkeys((unquote_plus(obj["key"]), obj["key"])))
+        return [AssetRef(uri=f"s3://{bucket}/{key}", etag=etag, size=size) for key in keys]
     except (KeyError, TypeError, ValueError) as error:
         raise BadInputError(f"S3 event without {error}: cannot tell which object arrived") from None

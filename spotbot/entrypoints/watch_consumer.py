@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from spotbot.adapters.local.in_process import InProcessRuntime
-from spotbot.adapters.watch_wiring import watch_adapters
+from spotbot.adapters.watch_wiring import object_exists, watch_adapters
 from spotbot.adapters.wiring import open_asset_store, open_cloud_index, open_model_registry, open_output_store
 from spotbot.domain.watches import Watch
 from spotbot.services.bots import resolve_bot
@@ -44,7 +44,7 @@ def _consumer(settings_json: str) -> WatchConsumer:
             settings=settings, bot=watch.bot, incremental=watch.incremental, retry_failed=True,
         )  # fmt: skip
 
-    return WatchConsumer(registry=registry, queue=queue, target_for=target_for)
+    return WatchConsumer(registry=registry, queue=queue, target_for=target_for, exists=object_exists(settings))
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from spotbot.domain import AssetRef, BadInputError, JobCounts, NotFoundError
-from spotbot.domain.watches import Watch, asset_from_event, s3_source, watch_job_id
+from spotbot.domain.watches import Watch, assets_from_event, s3_source, watch_job_id
 from spotbot.ports import TagIndex
 from spotbot.ports.watches import EventQueue, WatchRegistry
 from spotbot.services.bots import resolve_bot
@@ -93,6 +93,17 @@ class WatchConsumer:
     queue: EventQueue
     target_for: Callable[[Watch], WatchTarget]
     max_receives: int = MAX_RECEIVES
+    exists: Callable[[str], bool] = lambda uri: True  # whether an object exists (a HEAD): picks an event key's reading
+
+
+def event_asset(event: dict[str, Any], exists: Callable[[str], bool]) -> AssetRef:
+    """The event's object: the first reading of its key that exists; the URL-decoded one when none does."""
+    readings = assets_from_event(event)
+    if len(readings) > 1:
+        for ref in readings:
+            if exists(ref.uri):
+                return ref
+    return readings[0]
 
 
 def consume_events(records: Sequence[dict[str, Any]], consumer: WatchConsumer) -> list[str]:
@@ -106,7 +117,7 @@ def consume_events(records: Sequence[dict[str, Any]], consumer: WatchConsumer) -
     errors: dict[str, tuple[str, str]] = {}  # message id -> (asset, error)
     for record in records:
         try:
-            ref = asset_from_event(json.loads(record["body"]))
+            ref = event_asset(json.loads(record["body"]), consumer.exists)
         except (BadInputError, ValueError) as error:
             errors[record["messageId"]] = ("", f"not an S3 event: {error}")
             continue
