@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     render_dpi: int = Field(default=120, ge=36, le=600, description="Resolution scanned PDF pages are rendered at for OCR")
     max_render_pixels: int = Field(default=25_000_000, ge=1, description="A page larger than this at render_dpi fails its document")
     max_video_seconds: float = Field(default=3 * 3600.0, gt=0, description="Longer videos fail without being decoded")
+    max_video_bytes: int = Field(
+        default=16 * 2**30, ge=1, description="Larger videos fail without being read (videos are decoded from a file, not memory)"
+    )
+    spool_dir: Path | None = Field(
+        default=None, description="Where a video from S3 is copied while it is decoded; default: the system's temporary folder"
+    )
     max_frames_per_asset: int = Field(default=2000, ge=1, description="A video that samples more frames fails")
     video_sample_seconds: float = Field(default=2.0, gt=0, description="A video frame is sampled this often (plus at scene cuts)")
     video_dedup_fraction: float = Field(

@@ -68,3 +68,18 @@ class NanBot(LengthBot):
     def predict(self, batch: list[Any]) -> list[list[Tag]]:
         tags = super().predict(batch)
         return [[Tag(label="odd", score=float("nan"))] if "nan" in text else t for text, t in zip(batch, tags)]
+
+
+class FrameBot(Bot):
+    """Tags an image or a video frame by its size: a cheap image bot for the video pipeline."""
+
+    name: ClassVar[str] = "frames"
+    file_types: ClassVar[tuple[str, ...]] = (".mp4", ".mov", ".mkv", ".webm", ".jpg", ".png")
+    input_kind: ClassVar[str] = "image"
+    batch_size: ClassVar[int] = 8
+
+    def load(self, model_dir: Path | None = None, *, threads: int | None = None) -> None:
+        self.model_version = "frames-1"
+
+    def predict(self, batch: list[Any]) -> list[list[Tag]]:
+        return [[Tag(label="frame", score=1.0, width=image.width, height=image.height)] for image in batch]

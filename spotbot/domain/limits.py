@@ -25,11 +25,8 @@ def mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
-def too_large(size: int, max_asset_bytes: int) -> str:
-    return (
-        f"asset is {mib(size)}, above max_asset_bytes ({mib(max_asset_bytes)}); "
-        "raise SPOTBOT_MAX_ASSET_BYTES to allow it"
-    )
+def too_large(size: int, limit: int, setting: str = "max_asset_bytes") -> str:
+    return f"asset is {mib(size)}, above {setting} ({mib(limit)}); raise SPOTBOT_{setting.upper()} to allow it"
 
 
 def check_size(size: int, limits: DecodeLimits) -> None:

@@ -21,6 +21,7 @@ class MediaLimits:
     render_dpi: int = 120  # A4 is 993x1403: near the OCR detector's 960-pixel side, and OCR memory stays as for photos
     max_render_pixels: int = 25_000_000
     max_video_seconds: float = 3 * 3600.0
+    max_video_bytes: int = 16 * 2**30
     max_frames_per_asset: int = 2000
     video_sample_seconds: float = 2.0
     video_dedup_fraction: float = 0.0003

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from spotbot.domain import AssetRef, Job, JobCounts, Tag, TagRecord, Task, TaskStatus
@@ -19,6 +20,22 @@ class AssetStore(Protocol):
 
     def read(self, asset: AssetRef, max_bytes: int) -> bytes:
         """The asset's bytes. Raises AssetError when it cannot be read or is over max_bytes."""
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """An asset as a file on this machine: the asset itself, or a temporary copy the reader deletes."""
+
+    path: Path
+    temporary: bool
+
+
+@runtime_checkable
+class FileAssetStore(AssetStore, Protocol):
+    """A store that hands an asset over as a file, so a long video is decoded from disk, never held in memory."""
+
+    def open_file(self, asset: AssetRef, max_bytes: int, spool_dir: Path) -> LocalFile:
+        """The asset as a file. Raises AssetError when it cannot be read or is over max_bytes."""
 
 
 @dataclass(frozen=True)

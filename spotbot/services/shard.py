@@ -6,20 +6,23 @@ adapters passed in differ.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from spotbot.services.decoding import AssetError, DecodeLimits, decode_asset
 from spotbot.domain import AssetRef, TagRecord, Task, TaskStatus, tag_record_to_json
 from spotbot.domain.units import MediaLimits
-from spotbot.services.units import Ticket, UnitFolds, expand_units
+from spotbot.services.units import Ticket, UnitFolds, expand_units, open_video_file, reads_from_file
 from spotbot.ports import (
     AssetJournal,
     AssetStore,
+    FileAssetStore,
     BotRuntime,
     OutputStore,
     PartFile,
@@ -119,6 +122,9 @@ def tag_shard(
         if journal is not None:
             journal.started(task.asset)
         asset = AssetRef(uri=task.asset, etag=task.etag, size=0)
+        if reads_from_file(task.asset, runtime.input_kind) and isinstance(store, FileAssetStore):
+            spool = settings.spool_dir or Path(tempfile.gettempdir())
+            return open_video_file(task.asset, store.open_file(asset, limits.media.max_video_bytes, spool), limits)
         return decode_asset(store.read(asset, limits.max_asset_bytes), runtime.input_kind, limits, task.asset)  # type: ignore[arg-type]
 
     stopped = False
@@ -166,7 +172,10 @@ def _tag_tasks(
                 stopped = True
                 break
             try:
-                units = expand_units(decoded.result(timeout=settings.read_timeout_seconds), text_layer)
+                # a video is opened, not read (a local file), or copied from S3, whose socket reads time out
+                # on their own: a long copy is not a hung read
+                timeout = None if reads_from_file(task.asset, runtime.input_kind) else settings.read_timeout_seconds
+                units = expand_units(decoded.result(timeout=timeout), text_layer)
                 for number, unit in enumerate(units):  # lazy: one page or frame at a time
                     if number and (stopped := should_stop()):  # and per unit: a long video cannot outlast it either
                         break

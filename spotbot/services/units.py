@@ -11,31 +11,41 @@ all tagged (a stop mid-document) is never written.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from spotbot.ports.bot import InputKind
 from spotbot.domain import Tag, TagRecord, Task, TaskStatus
 from spotbot.domain.units import Unit, fold_tags, fold_text
-from spotbot.ports import TaskOutcome
+from spotbot.ports import LocalFile, TaskOutcome
 from spotbot.services import documents, video
 from spotbot.domain.limits import AssetError, DecodeLimits, check_size
 
 
 @dataclass(frozen=True)
 class MediaAsset:
-    """A document or video read but not yet expanded: its units come from `units()`."""
+    """A document or video read but not yet expanded: its units come from `units()`.
 
-    data: bytes
+    `data` is the asset's bytes, or for a video a file (the asset itself, or a temporary copy from S3,
+    deleted once its frames are read or the MediaAsset is dropped unread)."""
+
+    data: bytes | Path
     suffix: str
     kind: InputKind
     limits: DecodeLimits
+    temporary: bool = False
+
+    def __post_init__(self) -> None:
+        if self.temporary and isinstance(self.data, Path):
+            weakref.finalize(self, self.data.unlink, missing_ok=True)
 
     def units(self, text_layer: bool) -> Iterator[Unit]:
         media = self.limits.media
         if self.suffix in documents.DOCUMENT_TYPES:
+            assert isinstance(self.data, bytes)  # documents are read whole (at most max_asset_bytes)
             if self.kind == "text":
                 yield Unit(value=documents.document_text(self.data, media, self.limits.max_text_bytes))
             else:
@@ -43,7 +53,11 @@ class MediaAsset:
         elif self.kind == "text":
             raise AssetError("a video has no text to read: text bots take documents and text files")
         else:
-            yield from video.frame_units(self.data, media)
+            try:
+                yield from video.frame_units(self.data, media)
+            finally:
+                if self.temporary and isinstance(self.data, Path):
+                    self.data.unlink(missing_ok=True)
 
 
 def open_media(name: str, data: bytes, kind: InputKind, limits: DecodeLimits) -> MediaAsset | None:
@@ -55,6 +69,15 @@ def open_media(name: str, data: bytes, kind: InputKind, limits: DecodeLimits) ->
     if suffix in documents.DOCUMENT_TYPES:
         documents.check_pdf_header(data)
     return MediaAsset(data, suffix, kind, limits)
+
+
+def reads_from_file(name: str, kind: InputKind) -> bool:
+    """Whether this asset is a video a bot reads frames of: decoded from a file, not read into memory."""
+    return kind == "image" and PurePosixPath(name).suffix.lower() in video.VIDEO_TYPES
+
+
+def open_video_file(name: str, file: LocalFile, limits: DecodeLimits) -> MediaAsset:
+    return MediaAsset(file.path, PurePosixPath(name).suffix.lower(), "image", limits, temporary=file.temporary)
 
 
 def expand_units(decoded: Any, text_layer: bool) -> Iterator[Unit]:

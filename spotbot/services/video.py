@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spotbot.domain.catalogue import VIDEO_TYPES  # noqa: F401 - the file types this module reads
@@ -43,14 +44,18 @@ def changed_fraction(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.count_nonzero(np.abs(a - b) > CELL_CHANGED)) / a.size
 
 
-def _open(data: bytes) -> Any:
+def _open(source: bytes | Path) -> Any:
     import av
 
-    looks = sniff(data)
+    if isinstance(source, Path):
+        with open(source, "rb") as file:
+            looks = sniff(file.read(16))
+    else:
+        looks = sniff(source)
     if looks and "video" not in looks:  # FFmpeg would read a JPEG as a one-frame video
         raise AssetError(f"not a video: the file is {looks}")
-    try:
-        container = av.open(io.BytesIO(data), mode="r")
+    try:  # from a file, FFmpeg reads as it decodes: a long video is never in memory whole
+        container = av.open(str(source) if isinstance(source, Path) else io.BytesIO(source), mode="r")
     except (av.FFmpegError, ValueError) as error:
         raise AssetError(f"corrupt or unreadable video: {error}") from None
     if not container.streams.video:
@@ -67,11 +72,11 @@ def _too_long(seconds: float, limits: MediaLimits) -> AssetError:
     )
 
 
-def frame_units(data: bytes, limits: MediaLimits) -> Iterator[Unit]:
-    """The kept frames of a video as RGB images, each with its time `t` in seconds."""
+def frame_units(source: bytes | Path, limits: MediaLimits) -> Iterator[Unit]:
+    """The kept frames of a video (its bytes, or a file) as RGB images, each with its time `t` in seconds."""
     import av
 
-    container = _open(data)
+    container = _open(source)
     try:
         if container.duration is not None and container.duration / av.time_base > limits.max_video_seconds:
             raise _too_long(container.duration / av.time_base, limits)

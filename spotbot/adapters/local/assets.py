@@ -9,6 +9,7 @@ from pathlib import Path
 
 from spotbot.domain import AssetRef, NotFoundError
 from spotbot.domain.limits import AssetError, too_large
+from spotbot.ports import LocalFile
 
 UNDECODABLE_NAME = "undecodable-name"  # the etag of a file whose name is not UTF-8: its task fails, shown escaped
 _KINDS = {
@@ -71,6 +72,20 @@ class LocalAssetStore:
             self.skipped.append(f"{shown(str(path))}: {kind}, not a regular file")
             return
         yield AssetRef(uri=str(path), etag=f"{info.st_size:x}-{info.st_mtime_ns:x}", size=info.st_size)
+
+    def open_file(self, asset: AssetRef, max_bytes: int, spool_dir: Path) -> LocalFile:
+        """The file itself (a video is decoded from it in place): checked as read() checks, not copied."""
+        if asset.etag == UNDECODABLE_NAME:
+            raise AssetError("the file name is not valid UTF-8 (shown with \\x escapes); rename the file to tag it")
+        try:
+            info = os.stat(asset.uri)
+        except OSError as error:
+            raise AssetError(f"cannot read file: {error.strerror or error}") from error
+        if not stat_kinds.S_ISREG(info.st_mode):
+            raise AssetError("not a regular file (a pipe or device?)")
+        if info.st_size > max_bytes:
+            raise AssetError(too_large(info.st_size, max_bytes, "max_video_bytes"))
+        return LocalFile(path=Path(asset.uri), temporary=False)
 
     def read(self, asset: AssetRef, max_bytes: int) -> bytes:
         if asset.etag == UNDECODABLE_NAME:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import boto3
@@ -12,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from spotbot.domain.limits import AssetError, too_large
 from spotbot.adapters.s3.keys import asset_of, is_wanted, wanted_types
 from spotbot.domain import AssetRef, NotFoundError, UnavailableError
+from spotbot.ports import LocalFile
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -85,15 +90,31 @@ class S3AssetStore:
         except BotoCoreError as error:
             raise s3_unavailable(error, f"list {self.source}") from None
 
-    def read(self, asset: AssetRef, max_bytes: int) -> bytes:
+    def open_file(self, asset: AssetRef, max_bytes: int, spool_dir: Path) -> LocalFile:
+        """A temporary copy in spool_dir, streamed 1 MiB at a time (a 2-hour video never sits in memory)."""
         _, key = parse_s3_uri(asset.uri)
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix="spotbot-", suffix=PurePosixPath(key).suffix.lower(), dir=spool_dir)
+        path = Path(name)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                response = self._get(asset, key)
+                if response["ContentLength"] > max_bytes:
+                    response["Body"].close()
+                    raise AssetError(too_large(response["ContentLength"], max_bytes, "max_video_bytes"))
+                try:
+                    shutil.copyfileobj(response["Body"], file, 2**20)
+                except BotoCoreError as error:  # the connection broke mid-object: S3 is down, not the asset bad
+                    raise s3_unavailable(error, f"read {asset.uri}") from None
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return LocalFile(path=path, temporary=True)
+
+    def _get(self, asset: AssetRef, key: str) -> Any:
         try:
             version_check = {"IfMatch": f'"{asset.etag}"'} if asset.etag not in ("", "*") else {}
-            response = self.client.get_object(Bucket=self.bucket, Key=key, **version_check)
-            if response["ContentLength"] > max_bytes:
-                response["Body"].close()
-                raise AssetError(too_large(response["ContentLength"], max_bytes))
-            return response["Body"].read()
+            return self.client.get_object(Bucket=self.bucket, Key=key, **version_check)
         except ClientError as error:
             if is_unavailable(error):
                 raise s3_unavailable(error, f"read {asset.uri}") from None
@@ -102,4 +123,15 @@ class S3AssetStore:
                 raise AssetError("object changed since the scan (ETag differs); run the job again") from error
             raise AssetError(f"cannot read object: {code or error}") from error
         except BotoCoreError as error:  # no connection, a timeout, no credentials: S3 is down, not the asset bad
+            raise s3_unavailable(error, f"read {asset.uri}") from None
+
+    def read(self, asset: AssetRef, max_bytes: int) -> bytes:
+        _, key = parse_s3_uri(asset.uri)
+        response = self._get(asset, key)
+        if response["ContentLength"] > max_bytes:
+            response["Body"].close()
+            raise AssetError(too_large(response["ContentLength"], max_bytes))
+        try:
+            return response["Body"].read()
+        except BotoCoreError as error:  # the connection broke mid-object: S3 is down, not the asset bad
             raise s3_unavailable(error, f"read {asset.uri}") from None
