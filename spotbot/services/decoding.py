@@ -32,11 +32,13 @@ def decode_image(data: bytes, limits: DecodeLimits) -> Image.Image:
             )
         longest = max(width, height)
         if image.format == "JPEG" and longest > limits.max_decode_side:  # DCT scaling: never holds the full image
-            scale = limits.max_decode_side / longest
-            image.draft(image.mode, (max(1, int(width * scale)), max(1, int(height * scale))))
+            # draft picks the smallest of 1/2, 1/4, 1/8 that is at least the size asked: asking for just over
+            # half the cap lands above half the cap and at most the cap (8000 px -> 4000 at a 4096 cap)
+            wanted = limits.max_decode_side // 2 + 1
+            image.draft(image.mode, (-(-width * wanted // longest), -(-height * wanted // longest)))  # ceil, in integers
         image.load()
-        if max(image.size) > limits.max_decode_side * 2:  # formats without draft: halve until near the cap
-            image = image.reduce(max(2, max(image.size) // limits.max_decode_side))
+        if max(image.size) > limits.max_decode_side:  # formats without draft (or past 1/8): reduce to the cap
+            image = image.reduce(-(-max(image.size) // limits.max_decode_side))
         image = ImageOps.exif_transpose(image)
         if image.mode != "RGB":
             image = _to_rgb(image)
