@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     watch_dead_letter_queue_url: str | None = Field(
         default=None, description="SQS queue where watch events that failed their retries go, with the error"
     )
+    estimate_max_keys: int = Field(
+        default=200_000, ge=1, description="POST /estimates lists at most this many keys; larger sources: an S3 Inventory manifest"
+    )
     default_workers: int = Field(default=16, ge=1, le=1000, description="Concurrent Spot workers of cloud jobs that name none")
     sagemaker_role_arn: str | None = Field(
         default=None, description="IAM role SageMaker endpoints run as (pulls the image, reads the model data)"
@@ -190,6 +193,13 @@ class FinalizeSettings(_Role):
 class RegistrySettings(_Role):
     role: ClassVar[str] = "the model registry Lambda"
     models: str = Field(pattern=r"^s3://", description="Model store: s3://<work bucket>/models")
+
+
+class BudgetWatchSettings(_Role):
+    role: ClassVar[str] = "the budget watch Lambda"
+    opensearch_endpoint: str = Field(description="OpenSearch domain endpoint (https://...)")
+    state_machine_arn: str = Field(description="The tag-assets state machine (a job over budget has its execution stopped)")
+    batch_job_queue: str = Field(description="AWS Batch job queue of the Spot workers (their attempts are priced)")
 
 
 class BatchWorkerSettings(_Role):

@@ -20,6 +20,7 @@ from stacks.config import TaggingConfig
 from stacks.constants import LAMBDA_HOME, METRICS_NAMESPACE
 from stacks.endpoint_step import EndpointStep
 from stacks.endpoints import BotEndpoints
+from stacks.budget_watch import BudgetWatch
 from stacks.finalize_step import FinalizeStep
 from stacks.functions import SpotbotFunctions, StepServices
 from stacks.network import SpotbotNetwork
@@ -125,6 +126,10 @@ class TaggingStack(Stack):
             self, "JobApiHandler", services=services, compute=compute, workflow=workflow, endpoints=endpoints,
             builtin_bot_runtime=config.builtin_bot_runtime, source_buckets=config.source_buckets,
             admin_principal=config.admin_principal,
+        )  # fmt: skip
+        BudgetWatch(
+            self, "BudgetWatch", services=services, compute=compute, workflow=workflow, endpoints=endpoints,
+            builtin_bot_runtime=config.builtin_bot_runtime,
         )  # fmt: skip
         api = TaggingApi(
             self,

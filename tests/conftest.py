@@ -13,6 +13,10 @@ from spotbot.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
+# the handlers the stack deploys as zip functions on the shared layer: every lambdas/<name>/handler.py but
+# the watch consumer's, which runs from the bots' serving image (stacks/watches.py)
+IMAGE_LAMBDAS = ("watch_consumer",)
+LAYER_LAMBDAS = tuple(sorted(p.parent.name for p in (REPO / "lambdas").glob("*/handler.py") if p.parent.name not in IMAGE_LAMBDAS))
 
 
 @pytest.fixture

@@ -116,6 +116,12 @@ class FakeIndex:
     def list_jobs(self, limit: int = 50, *, consistent: bool = False) -> list[Job]:
         return sorted(self.jobs.values(), key=lambda job: job.created_at, reverse=True)[:limit]
 
+    def list_jobs_page(self, limit: int = 50, after: list[Any] | None = None, *, consistent: bool = False) -> list[tuple[Job, list[Any]]]:
+        ordered = sorted(self.jobs.values(), key=lambda job: (job.created_at, job.job_id), reverse=True)
+        positioned = [(job, [job.created_at.isoformat(), job.job_id]) for job in ordered]
+        start = next((i + 1 for i, (_, position) in enumerate(positioned) if position == after), 0) if after else 0
+        return positioned[start : start + limit]
+
     def counts(self, job_id: str, *, consistent: bool = True) -> JobCounts:
         return self.job_counts.get(job_id, JobCounts())
 

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import boto3
 import pytest
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from moto.batch.models import batch_backends
@@ -363,6 +364,7 @@ def test_the_openapi_document_lists_the_routes(cloud):
         "/bots/{name}": {"get", "put", "delete"},
         "/reviews": {"get"}, "/reviews/export": {"get"}, "/reviews/{record_id}": {"get", "post"},  # lambdas/api/reviews.py
         "/watches": {"post"},  # lambdas/api/watches.py (issue 12)
+        "/estimates": {"post"},  # lambdas/api/estimates.py (issue 13)
         "/watches/{watch_id}": {"get", "delete"},
     }
     assert {"JobSubmission", "BotRegistration", "ErrorAnswer"} <= set(document["components"]["schemas"])
@@ -522,3 +524,31 @@ def test_spotbot_cloud_commands_end_to_end(cloud, api_url):
     assert result.exit_code == 2 and "no job" in result.stderr
     result = runner.invoke(cloud_app, ["jobs", "--api", "http://127.0.0.1:9/prod", "--region", REGION])
     assert result.exit_code == 1 and "cannot reach" in result.stderr
+
+
+def test_an_estimate_lists_the_granted_source_and_prices_the_job(cloud, monkeypatch):
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="assets")
+    for i in range(5):
+        s3.put_object(Bucket="assets", Key=f"reviews/{i}.txt", Body="很好".encode() * 100)
+    s3.put_object(Bucket="assets", Key="reviews/photo.jpg", Body=b"not for sentiment")
+    status, estimate = call("POST", "/estimates", body={"source": "s3://assets/reviews/", "bot": "sentiment", "max_cost": 1})
+    assert status == 200, estimate
+    assert (estimate["assets"], estimate["bytes"]) == (5, 5 * 600) and estimate["within_budget"] is True
+    assert 0 < estimate["total"]["spot"] < estimate["total"]["on_demand"]
+    assert estimate["prices"]["date"] and "recorded" in estimate["seconds_from"]
+    assert executions(cloud) == []  # nothing ran
+
+    over = call("POST", "/estimates", body={"source": "s3://assets/reviews/", "bot": "sentiment", "max_cost": 0})
+    assert over[0] == 200 and over[1]["within_budget"] is False
+    for body, field in (({"source": "s3://other/x/", "bot": "sentiment"}, "body.source"),
+                        ({"source": "s3://assets/reviews/", "bot": "sentiment", "instance_type": "x9.huge"}, "body.instance_type"),
+                        ({"source": "s3://assets/reviews/", "bot": "sentiment", "spot_discount": 2}, "body.spot_discount")):  # fmt: skip
+        status, answer = call("POST", "/estimates", body=body)
+        assert status == 400 and fields(answer) == [field], answer
+    from lambdas.api.estimates import estimate_settings
+    from lambdas.api.handler import app
+
+    app.dependency_overrides[estimate_settings] = lambda: cloud.settings.model_copy(update={"estimate_max_keys": 3})
+    status, answer = call("POST", "/estimates", body={"source": "s3://assets/reviews/", "bot": "sentiment"})
+    assert status == 400 and fields(answer) == ["body.source"] and "Inventory manifest" in answer["fields"][0]["message"]

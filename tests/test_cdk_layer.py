@@ -17,8 +17,9 @@ import sys
 import pytest
 
 from stacks.bundling import CODE_PACKAGES, REPO_ROOT, install_layer, lambda_requirements
+from tests.conftest import LAYER_LAMBDAS
 
-HANDLERS = ("api", "scanner", "endpoint", "finalize", "registry")
+HANDLERS = LAYER_LAMBDAS  # every lambdas/<name>/handler.py the layer carries (tests/conftest.py)
 PROBE = """
 import importlib, json, sys
 from importlib import metadata

@@ -387,3 +387,29 @@ def test_a_job_with_no_assets_never_starts_an_endpoint(cloud, api):
     assert steps[0] == ("spotbot-scanner", None) and ("spotbot-finalize", None) in steps
     status, job = api("GET", "/jobs/empty-1")
     assert job["counts"]["total"] == 0
+
+
+def test_a_job_estimated_over_its_budget_fails_before_any_worker_starts(cloud, api):
+    for i in range(3):
+        cloud.put(f"budget/{i}.txt", "很好".encode())
+    before, batch_runs = len(cloud.invocations), len(cloud.batch_runs)
+    body = {"source": "s3://assets/budget/", "bot": "sentiment", "job_id": "budget-1", "max_cost": 0}
+    status, submitted = api("POST", "/jobs", body)
+    assert status == 202, submitted
+    execution = cloud.wait(submitted["execution_arn"])
+    assert execution["status"] == "FAILED"
+    assert len(cloud.batch_runs) == batch_runs  # no worker ran
+    steps = [(i["function"], i["event"].get("action")) for i in cloud.invocations[before:]]
+    assert steps[-2:] == [("spotbot-endpoint", "release"), ("spotbot-finalize", None)]
+    status, job = api("GET", "/jobs/budget-1")
+    assert job["status"] == "FAILED" and "BudgetExceededError" in job["error"] and "over its budget of $0" in job["error"]
+    assert job["counts"]["pending"] == 3 and job["max_cost"] == 0
+
+    status, resumed = api("POST", "/jobs/budget-1/resume", query={"max_cost": "100"})  # resumable, with a larger budget
+    assert status == 202, resumed
+    assert cloud.wait(resumed["execution_arn"])["status"] == "SUCCEEDED"
+    status, job = api("GET", "/jobs/budget-1")
+    assert job["status"] == "COMPLETED" and job["max_cost"] == 100 and job["counts"]["done"] == 3
+
+    status, answer = api("POST", "/jobs", {**body, "job_id": "budget-2", "max_cost": -1})
+    assert status == 400 and answer["fields"][0]["field"] == "body.max_cost"

@@ -10,6 +10,7 @@ from spotbot.services.finalize import FinalizeRequest
 from spotbot.settings import (
     ApiSettings,
     BatchWorkerSettings,
+    BudgetWatchSettings,
     EndpointStepSettings,
     FinalizeSettings,
     RegistrySettings,
@@ -38,6 +39,7 @@ def bare_env(monkeypatch):
         (EndpointStepSettings, ["SPOTBOT_OPENSEARCH_ENDPOINT"]),
         (FinalizeSettings, ["SPOTBOT_OPENSEARCH_ENDPOINT"]),
         (BatchWorkerSettings, ["SPOTBOT_OPENSEARCH_ENDPOINT"]),
+        (BudgetWatchSettings, ["SPOTBOT_OPENSEARCH_ENDPOINT", "SPOTBOT_STATE_MACHINE_ARN", "SPOTBOT_BATCH_JOB_QUEUE"]),
     ],
 )
 def test_each_role_names_every_variable_it_cannot_start_without(role, missing):

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from spotbot.domain import Job
-from spotbot.domain.pricing import WorkerAttempt, cloud_job_cost, local_job_cost, over_budget
-from spotbot.services.estimate import load_price_table
+from spotbot.domain.pricing import BudgetExceededError, WorkerAttempt, cloud_job_cost, local_job_cost, over_budget
+from spotbot.services.estimate import load_bot_profiles, load_price_table
 
 TABLE = load_price_table()
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
@@ -71,7 +71,7 @@ from spotbot.services.cloud_jobs import CloudJobs, resume_job  # noqa: E402
 from spotbot.services.submission import submit_job  # noqa: E402
 from spotbot.services.cloud_requests import JobSubmission  # noqa: E402
 from spotbot.services.finalize import FinalizeRequest, finalize_job  # noqa: E402
-from spotbot.services.job_cost import CostBasis, stop_over_budget  # noqa: E402
+from spotbot.services.job_cost import CostBasis, refuse_planned_over_budget, stop_jobs_over_budget, stop_over_budget  # noqa: E402
 from spotbot.settings import Settings  # noqa: E402
 from tests.fakes import STATE_MACHINE, FakeCompute, FakeIndex, FakeWorkflow  # noqa: E402
 
@@ -120,6 +120,29 @@ def test_a_running_job_over_its_budget_is_stopped_and_can_resume(cloud):
     assert batch in cloud.compute.terminated and stopped.cost == cost
     assert stop_over_budget(cloud, "j2", BASIS, now=T0 + timedelta(hours=4)) is None  # stopped once
     assert resume_job(cloud, "j2").status in (JobStatus.SUBMITTED, JobStatus.RUNNING)  # the rest can be tagged
+
+
+def test_the_budget_watch_stops_only_the_live_budgeted_jobs_over_their_budget(cloud):
+    for job_id, max_cost, status in (("over", 0.05, JobStatus.RUNNING), ("within", 5.0, JobStatus.RUNNING),
+                                     ("unbudgeted", None, JobStatus.RUNNING), ("done", 0.01, JobStatus.COMPLETED)):  # fmt: skip
+        submit_job(cloud, JobSubmission(source="s3://assets/p", bot="sentiment", output=f"s3://out/{job_id}", job_id=job_id))
+        cloud.index.save_job(cloud.index.get_job(job_id).model_copy(update={"max_cost": max_cost, "status": status}))
+        cloud.compute.attempts[job_id] = [WorkerAttempt(started_at=T0, stopped_at=None)]
+    stopped = stop_jobs_over_budget(cloud, BASIS, max_jobs=3 + 1, now=T0 + timedelta(hours=3))
+    assert set(stopped) == {"over"} and cloud.index.get_job("over").status == JobStatus.CANCELLED
+    assert {cloud.index.get_job(j).status for j in ("within", "unbudgeted")} == {JobStatus.RUNNING}
+    assert cloud.index.get_job("done").status == JobStatus.COMPLETED  # finished jobs are not priced again
+
+
+def test_the_scan_refuses_a_budgeted_job_whose_planned_tasks_cost_more(cloud):
+    submit_job(cloud, JobSubmission(source="s3://assets/p", bot="sentiment", output="s3://out/b", job_id="b1", max_cost=0.05))
+    cloud.index.job_counts["b1"] = JobCounts(total=1000, pending=1000)
+    profiles = load_bot_profiles()
+    refuse_planned_over_budget(cloud.index, "b1", "sentiment", table=TABLE, profiles=profiles)  # cents: within
+    cloud.index.job_counts["b1"] = JobCounts(total=10_000_000, done=5, pending=9_999_995)
+    with pytest.raises(BudgetExceededError, match=r"9,999,995 assets with sentiment .* over its budget of \$0\.0500"):
+        refuse_planned_over_budget(cloud.index, "b1", "sentiment", table=TABLE, profiles=profiles)
+    refuse_planned_over_budget(cloud.index, "b1", "my-own-bot", table=TABLE, profiles=profiles)  # no profile: not refused
 
 
 def test_the_batch_adapter_reads_the_attempts_of_every_array_child():

@@ -29,6 +29,7 @@ from stacks.bundling import (
 from stacks.config import BUILTIN_BOT_NAMES, ConfigError, TaggingConfig
 from stacks.constants import ECS_RESERVED_MEMORY_MIB, JOB_TAG
 from stacks.workflow import definition_with_placeholders
+from tests.conftest import LAYER_LAMBDAS
 
 REPO = Path(__file__).resolve().parent.parent
 CONTEXT = {
@@ -39,7 +40,7 @@ CONTEXT = {
     "opensearch_instance_count": "2",
     "source_buckets": "my-assets,more-assets",
 }
-HANDLERS = ("api", "scanner", "endpoint", "finalize", "registry")
+HANDLERS = LAYER_LAMBDAS  # every lambdas/<name>/handler.py the layer carries (tests/conftest.py)
 # what every Lambda and Batch job is given, named by the Settings fields (spotbot.settings)
 SHARED_SETTINGS = set(environment_for(opensearch_endpoint="-", region="-", work_bucket="-", models="-"))
 # Actions that accept no resource-level scope, so IAM needs "*" (each is acknowledged in cdk-nag with its reason)
@@ -424,7 +425,7 @@ def test_every_api_method_uses_iam_auth_validation_and_the_api_function(resource
     paths = openapi_document()["paths"]
     with_body_in_document = [verb.upper() for ops in paths.values() for verb, op in ops.items() if "requestBody" in op]
     assert sorted(m["HttpMethod"] for m in with_bodies) == sorted(with_body_in_document)
-    assert len(with_body_in_document) >= 5  # POST /jobs, POST and PUT /bots, POST /reviews/{id}, POST /watches
+    assert len(with_body_in_document) >= 6  # POST /jobs, POST and PUT /bots, POST /reviews/{id}, /watches, /estimates
     models = {r["Properties"]["Name"]: r["Properties"]["Schema"] for r in of_type(resources, "AWS::ApiGateway::Model").values()}
     assert models["JobSubmission"]["required"] == ["source", "bot"]
     assert models["JobSubmission"]["additionalProperties"] is False
@@ -583,7 +584,8 @@ def test_the_opensearch_domain_is_private_encrypted_logged_and_iam_scoped(resour
             granted[principal["Fn::GetAtt"][0]] = set(statement["Action"])
     role = {name: logical_id(resources, "AWS::IAM::Role", name) for name in
             ("ComputeJobRole", "FunctionsScannerServiceRole", "FunctionsEndpointServiceRole",
-             "FunctionsFinalizeServiceRole", "FunctionsApiServiceRole", "WatchesConsumerServiceRole")}  # fmt: skip
+             "FunctionsFinalizeServiceRole", "FunctionsApiServiceRole", "WatchesConsumerServiceRole",
+             "FunctionsBudgetServiceRole")}  # fmt: skip
     assert set(granted) == set(role.values())
     writer = {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut"}
     for name, logical in role.items():
@@ -760,3 +762,17 @@ def test_finalize_may_read_the_batch_attempts_it_prices(resources):
     assert "SPOTBOT_BATCH_JOB_QUEUE" in finalize["Environment"]["Variables"]
     actions = {a for s in role_policy(resources, "FunctionsFinalizeServiceRole") for a in as_list(s["Action"])}
     assert {"batch:ListJobs", "batch:DescribeJobs"} <= actions and "batch:TerminateJob" not in actions
+
+
+def test_the_budget_watch_runs_on_a_schedule_and_may_stop_but_not_start_jobs(resources):
+    function = logical_id(resources, "AWS::Lambda::Function", "FunctionsBudget")
+    rules = [r["Properties"] for r in of_type(resources, "AWS::Events::Rule").values()
+             if "ScheduleExpression" in r["Properties"]]  # fmt: skip
+    assert [(r["ScheduleExpression"], r["Targets"][0]["Arn"]) for r in rules] == [
+        ("rate(5 minutes)", {"Fn::GetAtt": [function, "Arn"]})
+    ]
+    actions = {a for s in role_policy(resources, "FunctionsBudgetServiceRole") for a in as_list(s["Action"])}
+    assert {"states:StopExecution", "states:DescribeExecution", "batch:TerminateJob"} <= actions
+    assert "states:StartExecution" not in actions
+    variables = resources[function]["Properties"]["Environment"]["Variables"]
+    assert {"SPOTBOT_STATE_MACHINE_ARN", "SPOTBOT_BATCH_JOB_QUEUE", "SPOTBOT_OPENSEARCH_ENDPOINT"} <= set(variables)

@@ -29,7 +29,7 @@ from lambdas.api.shapes import BotAnswer, JobAccepted, JobDetail, JobPage, TagPa
 from spotbot.adapters.wiring import open_cloud_jobs
 from spotbot.domain import JOB_ID_PATTERN, BadInputError, ConflictError, ForbiddenError, UnavailableError
 from spotbot.domain import NotFoundError as JobOrBotNotFound
-from lambdas.api import watches
+from lambdas.api import estimates, watches
 from spotbot.ports import SearchQuery
 from spotbot.services import bot_registry, pages
 from spotbot.services import cloud_jobs as service
@@ -44,6 +44,7 @@ metrics = Metrics(namespace="SpotTaggingBot", service=SERVICE)
 tracer = Tracer(service=SERVICE)  # no-ops outside Lambda or without X-Ray
 app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(watches.router)  # issue 12: POST/GET/DELETE /watches
+app.include_router(estimates.router)  # issue 13: POST /estimates
 copy_config_to_registered_loggers(source_logger=logger, include={"spotbot"})  # spotbot's own lines as JSON, with the job id
 
 
@@ -72,6 +73,7 @@ SUBMISSION_EXAMPLE = {"source": "s3://my-assets/photos/", "bot": "scene-text", "
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN.pattern, description="1-80 letters, digits, '-', '_'")]
 BotName = Annotated[str, Path(pattern=BOT_NAME_PATTERN.pattern, description="1-63 lower-case letters, digits, '-'")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Most items; a page also stops at 2 MiB")]
+MaxCost = Annotated[float | None, Query(ge=0, le=1e9, description="A new budget in USD for the job (e.g. after it stopped at its old one)")]
 After = Annotated[str | None, Query(max_length=8192, pattern=r"^[A-Za-z0-9_-]+$", description="The `next` of the previous page")]
 
 
@@ -141,9 +143,9 @@ def cancel_job(job_id: JobId, jobs: Jobs):
     summary="Resume a PARTIAL, FAILED or CANCELLED job: a new execution tags only what is missing",
     responses={202: json_answer(JobAccepted, "Resumed"), **errors(400, 403, 404, 409)},
 )
-def resume_job(job_id: JobId, jobs: Jobs):
+def resume_job(job_id: JobId, jobs: Jobs, max_cost: MaxCost = None):
     logger.append_keys(job_id=job_id)
-    resumed = service.resume_job(jobs, job_id, principal=caller())
+    resumed = service.resume_job(jobs, job_id, principal=caller(), max_cost=max_cost)
     metrics.add_metric(name="JobsResumed", unit=MetricUnit.Count, value=1)
     return _answer(202, service.accepted(resumed))
 

@@ -3,7 +3,8 @@
 Input `{"job_id", "bot", "source", "shard_size", "workers", "continuation", "file_types"?}`; output
 `{"job_id", "done", "continuation", "assets", "shards"}`. The state machine loops on `done`, passing
 `continuation` back in, and catches ScanRequestError, SourceNotFoundError, SourceAccessDeniedError
-and TooManyShardsError by name.
+and TooManyShardsError by name; a budgeted job estimated over its max_cost fails with BudgetExceededError
+once the scan is done (the Catch releases its endpoint and records the error).
 """
 
 import functools
@@ -14,6 +15,8 @@ from spotbot.adapters.s3.listing import listing_s3_client
 from spotbot.adapters.wiring import open_cloud_index
 from spotbot.entrypoints.steps import Step, parse_event
 from spotbot.adapters.s3.scan import ScanRequest, ScanRequestError, scan_assets
+from spotbot.services.estimate import load_bot_profiles, load_price_table
+from spotbot.services.job_cost import refuse_planned_over_budget
 from spotbot.settings import ScannerSettings, load_role
 
 step = Step("spotbot-scanner")
@@ -47,4 +50,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         list_client=lister,
     )
     logger.info("scan step done", extra=result.as_output() | {"continuation": None, "new_tasks": result.new_tasks})
+    if result.done:  # a budgeted job whose planned tasks cost more fails here, before any worker starts
+        refuse_planned_over_budget(index, request.job_id, request.bot, table=load_price_table(), profiles=load_bot_profiles())
     return result.as_output()

@@ -64,6 +64,8 @@ class ApiClient:
         model_version: str | None = None,
         job_id: str | None = None,
         idempotency_key: str | None = None,
+        max_cost: float | None = None,
+        full: bool = False,
     ) -> dict[str, Any]:
         """Starts a job: {job_id, status, status_url, execution_arn, console_url}. The same idempotency_key twice, one job."""
         body = {
@@ -74,6 +76,8 @@ class ApiClient:
             "shard_size": shard_size,
             "model_version": model_version,
             "job_id": job_id,
+            "max_cost": max_cost,
+            "incremental": False if full else None,
         }
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self.request("POST", "/jobs", body={k: v for k, v in body.items() if v is not None}, headers=headers)
@@ -97,9 +101,10 @@ class ApiClient:
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self.request("DELETE", f"/jobs/{quote(job_id, safe='')}")
 
-    def resume(self, job_id: str) -> dict[str, Any]:
-        """A new execution of a PARTIAL, FAILED or CANCELLED job that tags only what is missing."""
-        return self.request("POST", f"/jobs/{quote(job_id, safe='')}/resume")
+    def resume(self, job_id: str, max_cost: float | None = None) -> dict[str, Any]:
+        """A new execution of a PARTIAL, FAILED or CANCELLED job that tags only what is missing (with a new budget)."""
+        query = {"max_cost": f"{max_cost:g}"} if max_cost is not None else None
+        return self.request("POST", f"/jobs/{quote(job_id, safe='')}/resume", query=query)
 
     # tags and bots
 

@@ -84,11 +84,12 @@ class CloudJobs:
 # jobs
 
 
-def resume_job(jobs: CloudJobs, job_id: str, principal: str | None = None) -> Job:
+def resume_job(jobs: CloudJobs, job_id: str, principal: str | None = None, max_cost: float | None = None) -> Job:
     """Starts a new execution `<job_id>-r<n>` of a PARTIAL, FAILED or CANCELLED job; it tags only what is missing.
 
     The execution gets the input of the job's last one (same bot config, shard size, job definition);
     the scanner keeps the tasks already done. A job whose execution still runs cannot be resumed (409).
+    max_cost: a new budget, e.g. for a job its old one stopped.
     """
     job = _job(jobs, job_id)
     check_owner(jobs.settings, f"job {job_id}", job.created_by, principal)
@@ -104,6 +105,8 @@ def resume_job(jobs: CloudJobs, job_id: str, principal: str | None = None) -> Jo
     else:
         execution_input = execution_input_for(jobs, job, None)
     execution_input["job_id"] = job.job_id
+    if max_cost is not None:  # a new budget: the scanner and the budget stop read it on the record
+        job = job.model_copy(update={"max_cost": max_cost})
     name = f"{job_id}-r{_resume_number(job) + 1}"
     execution_arn, created = jobs.workflow.start(name, execution_input)
     resumed = job.start(jobs.index.counts(job_id)).model_copy(update={"execution_arn": execution_arn})
@@ -129,6 +132,7 @@ def request_of(job: Job, shard_size: int | None) -> dict[str, Any]:
         "shard_size": shard_size,
         "model_version": job.model_version,
         "incremental": job.incremental,
+        "max_cost": job.max_cost,
     }
 
 

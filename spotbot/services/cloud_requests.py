@@ -77,6 +77,13 @@ class JobSubmission(BaseModel):
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=256, description="Same key twice, one job (or the Idempotency-Key header)"
     )
+    max_cost: float | None = Field(
+        default=None,
+        ge=0,
+        le=1e9,
+        description="Budget in USD: the job fails before any worker starts if the planned tasks are estimated above it, "
+        "and stops (resumable) when its measured cost crosses it",
+    )
     incremental: bool = Field(
         default=True,
         description="Copy an earlier job's record of an asset whose etag, bot and model version are unchanged; "

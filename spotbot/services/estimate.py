@@ -189,6 +189,38 @@ def estimate_job(
         raise BadInputError(f"bot {request.bot!r}: give its file types (only built-in bots are known without loading)")
     assets = list(store.scan(types))
     from_inventory = bool(getattr(store, "from_inventory", False))  # an inventory store says so; a listing does not
+    text_units, assumed = 0, False
+    if MANAGED_EQUIVALENT.get(builtin.name if builtin else "") == "comprehend-sentiment":
+        ratio = (calibration.chars_per_byte if calibration else None) or (
+            chars_per_byte(store, assets, limits) if limits else None
+        )
+        if ratio is None:
+            ratio, assumed = 1 / 3, True  # Chinese in UTF-8: three bytes a character
+        text_units = sum(comprehend_units(round(a.size * ratio)) for a in assets)
+    estimate = price_assets(
+        request, store.source, len(assets), sum(a.size for a in assets), from_inventory=from_inventory,
+        table=table, profiles=profiles, calibration=calibration, text_units=text_units,
+    )  # fmt: skip
+    if assumed:
+        estimate.notes.insert(0, "characters per byte assumed 1/3 (Chinese in UTF-8): no text was read")
+    return estimate
+
+
+def price_assets(
+    request: EstimateRequest,
+    source: str,
+    count: int,
+    total_bytes: int,
+    *,
+    from_inventory: bool,
+    table: PriceTable,
+    profiles: dict[str, Any],
+    calibration: Calibration | None = None,
+    text_units: int = 0,
+) -> JobEstimate:
+    """Prices `count` assets of `total_bytes`: the estimate of a listing, and the scanner's budget check of
+    the tasks a cloud job has planned (no listing again). No calibration and no recorded profile: BadInputError."""
+    builtin = BUILTIN_CATALOGUE.get(request.bot)
     notes: list[str] = []
     if calibration is not None:
         per_asset, load = calibration.cpu_seconds_per_asset, calibration.load_seconds
@@ -201,28 +233,19 @@ def estimate_job(
         per_asset, load = float(entry["cpu_seconds_per_asset"]), float(entry.get("load_seconds", 0.0))
     vcpu_seconds = per_asset / request.utilization
     workers = max(1, request.max_vcpus // request.worker_vcpus)
-    shard_size = auto_shard_size(len(assets), workers, request.max_shard_size)
-    shards = math.ceil(len(assets) / shard_size) if assets else 0
+    shard_size = auto_shard_size(count, workers, request.max_shard_size)
+    shards = math.ceil(count / shard_size) if count else 0
     rate = profiles.get("inventory_keys_per_second" if from_inventory else "listing_keys_per_second") or (
         DEFAULT_INVENTORY_KEYS_PER_SECOND if from_inventory else DEFAULT_LISTING_KEYS_PER_SECOND
     )
-    scan_seconds = len(assets) / rate
+    scan_seconds = count / rate
     scan_rounds = max(1, math.ceil(scan_seconds / SCAN_ROUND_SECONDS))
     busy_workers = max(1, min(workers, shards))
-    tag_hours = len(assets) * vcpu_seconds / 3600 / (busy_workers * request.worker_vcpus) + load / 3600
+    tag_hours = count * vcpu_seconds / 3600 / (busy_workers * request.worker_vcpus) + load / 3600
     wall_hours = scan_seconds / 3600 + tag_hours
-    text_units = 0
     managed_api = MANAGED_EQUIVALENT.get(builtin.name) if builtin else None
-    if managed_api == "comprehend-sentiment":
-        ratio = (calibration.chars_per_byte if calibration else None) or (
-            chars_per_byte(store, assets, limits) if limits else None
-        )
-        if ratio is None:
-            ratio = 1 / 3  # Chinese in UTF-8: three bytes a character
-            notes.append("characters per byte assumed 1/3 (Chinese in UTF-8): no text was read")
-        text_units = sum(comprehend_units(round(a.size * ratio)) for a in assets)
     shape = JobShape(
-        assets=len(assets), total_bytes=sum(a.size for a in assets), vcpu_seconds_per_asset=vcpu_seconds,
+        assets=count, total_bytes=total_bytes, vcpu_seconds_per_asset=vcpu_seconds,
         instance_type=request.instance_type, spot_discount=request.spot_discount, shards=shards,
         from_inventory=from_inventory, scan_rounds=scan_rounds, scan_seconds=scan_seconds, wall_hours=wall_hours,
         worker_load_seconds=load, workers=busy_workers, endpoint_instance_type=request.endpoint_instance_type,
@@ -236,7 +259,7 @@ def estimate_job(
         notes.append("endpoint bot: the endpoint is billed for the job's wall time; workers' compute is counted as if in-container")
     prices = {"date": table.date, "region": table.region, "currency": table.currency, "table": PRICE_TABLE, "note": table.note}
     return JobEstimate(
-        bot=request.bot, source=store.source, assets=len(assets), total_bytes=shape.total_bytes,
+        bot=request.bot, source=source, assets=count, total_bytes=shape.total_bytes,
         from_inventory=from_inventory, cpu_seconds_per_asset=per_asset, seconds_from=seconds_from, shards=shards,
         workers=busy_workers, scan_seconds=scan_seconds, wall_hours=wall_hours,
         history_events=history_events(scan_rounds), cost=cost, prices=prices, max_cost=request.max_cost, notes=notes,

@@ -13,8 +13,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from spotbot.domain import Job
-from spotbot.domain.pricing import JobCost, PriceTable, cloud_job_cost, over_budget, usd
+from spotbot.domain import BadInputError, Job
+from spotbot.domain.pricing import JobCost, PriceTable, check_budget, cloud_job_cost, over_budget, usd
 from spotbot.domain.records import utc_now
 from spotbot.ports.control_planes import ComputeQueue
 
@@ -67,3 +67,48 @@ def stop_over_budget(jobs, job_id: str, basis: CostBasis, now: datetime | None =
     jobs.index.save_job(stopped.record_cost(cost).model_copy(update={"error": message}))
     log.info("job over budget", extra={"job_id": job_id, "cost": cost.total_usd, "max_cost": job.max_cost})
     return cost
+
+
+def refuse_planned_over_budget(index, job_id: str, bot: str, *, table: PriceTable, profiles: dict) -> None:
+    """After the scan: a job whose planned tasks are estimated above its max_cost fails before any worker starts.
+
+    index: what the scanner writes to (get_job, counts). The estimate is `spotbot estimate`'s, priced on the
+    tasks left to tag (a resumed job's DONE ones cost nothing). BudgetExceededError names both figures.
+    """
+    from spotbot.services.estimate import EstimateRequest, price_assets
+
+    job = index.get_job(job_id)
+    if job is None or job.max_cost is None:
+        return
+    counts = index.counts(job_id)
+    to_tag = counts.pending + counts.failed
+    request = EstimateRequest(source=job.source, bot=bot, max_cost=job.max_cost)
+    try:
+        estimate = price_assets(request, job.source, to_tag, 0, from_inventory=False, table=table, profiles=profiles)
+    except BadInputError as error:  # a registered bot with no recorded profile: only the running stop guards it
+        log.warning("no estimate for the budget check", extra={"job_id": job_id, "reason": str(error)})
+        return
+    check_budget(estimate.cost.total_spot, job.max_cost, what=f"job {job_id}: tagging {to_tag:,} assets with {bot}")
+
+
+def stop_jobs_over_budget(jobs, basis: CostBasis, *, max_jobs: int = 1000, now: datetime | None = None) -> dict[str, JobCost]:
+    """The budget watch: each live budgeted job among the newest max_jobs is priced, and stopped over its budget.
+
+    jobs: spotbot.services.cloud_jobs.CloudJobs. Returns the stopped jobs' costs, by job id.
+    """
+    from spotbot.services.cloud_jobs import LIVE
+
+    stopped: dict[str, JobCost] = {}
+    after = None
+    seen = 0
+    while seen < max_jobs:
+        page = jobs.index.list_jobs_page(min(100, max_jobs - seen), after)
+        if not page:
+            break
+        for job, position in page:
+            seen, after = seen + 1, position
+            if job.status in LIVE and job.max_cost is not None:
+                cost = stop_over_budget(jobs, job.job_id, basis, now=now)
+                if cost is not None:
+                    stopped[job.job_id] = cost
+    return stopped

@@ -30,7 +30,7 @@ from spotbot.services.cloud_requests import JobSubmission
 
 log = logging.getLogger(__name__)
 
-REQUEST_FIELDS = ("bot", "source", "output", "workers", "shard_size", "model_version", "incremental")
+REQUEST_FIELDS = ("bot", "source", "output", "workers", "shard_size", "model_version", "incremental", "max_cost")
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,7 @@ def submit_job(
         created_by=principal,
         bot_registration=registration,
         incremental=submission.incremental,
+        max_cost=submission.max_cost,
     )
     request = request_of(job, submission.shard_size)
 
@@ -167,5 +168,6 @@ def job_from_input(execution_input: dict[str, Any], execution_arn: str) -> Job:
         created_by=execution_input.get("created_by"),
         bot_registration=execution_input.get("bot_config"),
         incremental=request_in(execution_input).get("incremental", True),
+        max_cost=request_in(execution_input).get("max_cost"),
         execution_arn=execution_arn,
     )

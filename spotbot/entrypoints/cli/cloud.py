@@ -79,6 +79,11 @@ def submit(
     idempotency_key: Annotated[
         Optional[str], typer.Option("--idempotency-key", help="Run the command again with the same key: still one job")
     ] = None,
+    max_cost: Annotated[
+        Optional[float],
+        typer.Option("--max-cost", min=0.0, help="Budget in USD: fails before tagging if estimated above it, stops when it costs more"),
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help="Predict every asset again, even those an earlier job tagged unchanged")] = False,
     api: ApiOption = ...,  # type: ignore[assignment]
     region: RegionOption = None,
     as_json: JsonOption = False,
@@ -95,6 +100,8 @@ def submit(
             model_version=model_version,
             job_id=job_id,
             idempotency_key=idempotency_key,
+            max_cost=max_cost,
+            full=full,
         )
     )
     if as_json:
@@ -197,13 +204,14 @@ def cancel_remote(
 
 def resume_remote(
     job_id: Annotated[str, typer.Argument(help="The PARTIAL, FAILED or CANCELLED job to finish")],
+    max_cost: Annotated[Optional[float], typer.Option("--max-cost", min=0.0, help="A new budget in USD for the job")] = None,
     api: ApiOption = ...,  # type: ignore[assignment]
     region: RegionOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Resume a job in AWS: a new execution tags only what is missing (what is done stays done)."""
     client = _client(api, region)
-    job = _call(lambda: client.resume(job_id))
+    job = _call(lambda: client.resume(job_id, max_cost))
     if as_json:
         _print_json(job)
         return
