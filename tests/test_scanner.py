@@ -337,3 +337,27 @@ def test_a_submitted_job_is_running_from_its_first_scan_call(cloud_env, s3, inde
     job = index.get_job("scan-starts")
     assert job.status == JobStatus.RUNNING and job.finished_at is None
     assert output["assets"] > 0
+
+
+def test_an_inventory_source_is_planned_a_data_file_a_call_into_the_same_tasks(cloud_env, s3, index):
+    import gzip
+    import hashlib
+
+    from tests.test_inventory import CSV_SCHEMA, csv_file
+
+    rows = [{"bucket": SOURCE, "key": item["Key"], "size": item["Size"], "etag": item["ETag"].strip('"')}
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=SOURCE) for item in page.get("Contents", [])]  # fmt: skip
+    thirds = [rows[i::3] for i in range(3)]
+    entries = []
+    for n, part in enumerate(thirds):
+        data = csv_file(part)
+        assert gzip.decompress(data)  # a real gzip'd CSV, as S3 Inventory writes
+        s3.put_object(Bucket=WORK, Key=f"inventory/data/{n}.csv.gz", Body=data)
+        entries.append({"key": f"inventory/data/{n}.csv.gz", "size": len(data), "MD5checksum": hashlib.md5(data).hexdigest()})
+    manifest = {"sourceBucket": SOURCE, "destinationBucket": f"arn:aws:s3:::{WORK}", "fileFormat": "CSV",
+                "fileSchema": CSV_SCHEMA, "files": entries}  # fmt: skip
+    s3.put_object(Bucket=WORK, Key="inventory/manifest.json", Body=json.dumps(manifest).encode())
+    cloud_env.setenv("SPOTBOT_SCAN_TIME_BUDGET_SECONDS", "0.000001")  # one data file a call
+    output, outputs = run_scan("scan-inventory", source=f"s3://{WORK}/inventory/manifest.json#photos/")
+    assert len(outputs) == 3 and [o["done"] for o in outputs] == [False, False, True]
+    assert_consistent(s3, index, "scan-inventory", output)  # the tasks a listing of s3://source/photos/ plans

@@ -53,7 +53,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spotbot.adapters.local.in_process import InProcessRuntime
-from spotbot.adapters.s3.assets import S3AssetStore, parse_s3_uri
+from spotbot.adapters.s3.assets import parse_s3_uri
 from spotbot.adapters.s3.output import S3OutputStore
 from spotbot.adapters.sagemaker.runtime import SageMakerRuntime
 from spotbot.services.bots import UnknownBotError, resolve_bot
@@ -61,7 +61,7 @@ from spotbot.domain import validate_job_id
 from spotbot.services.models import ModelError
 from spotbot.ports import BotRuntime, ShardWork
 from spotbot.settings import BatchWorkerSettings, Settings
-from spotbot.adapters.wiring import open_cloud_index, open_model_registry
+from spotbot.adapters.wiring import open_asset_store, open_cloud_index, open_model_registry
 from spotbot.services.shard import tag_shard
 
 EXIT_DONE = 0
@@ -260,7 +260,7 @@ def run(env: ShardEnvironment, settings: Settings, stop: StopRequest) -> int:
             result = tag_shard(
                 work,
                 index=index,
-                store=S3AssetStore(env.source, endpoint_url=settings.s3_endpoint_url),
+                store=open_asset_store(env.source, settings),  # a prefix, or an S3 Inventory report's buckets
                 output=S3OutputStore(env.output, endpoint_url=settings.s3_endpoint_url),
                 runtime=runtime,
                 settings=settings,

@@ -101,29 +101,38 @@ class InventoryAssetStore:
 
     def _rows(self, manifest: dict[str, Any]) -> Iterator[tuple[str, str, str, str, str, str]]:
         """(bucket, key, size, etag, is_latest, is_delete_marker) of every row, keys decoded."""
+        for entry in manifest["files"]:
+            yield from self._file_rows(manifest, entry)
+
+    def _file_rows(self, manifest: dict[str, Any], entry: dict[str, Any]) -> Iterator[tuple[str, str, str, str, str, str]]:
+        """The rows of one data file of the report."""
         parquet = manifest["fileFormat"].upper() == "PARQUET"
         columns = [] if parquet else [c.lower() for c in _csv_columns(manifest["fileSchema"])]
         for name in ("bucket", "key", "size") if not parquet else ():
             if name not in columns:
                 raise InventoryError(f"inventory schema {manifest['fileSchema']!r} has no {name} column")
         at = {name: columns.index(name) if name in columns else None for name in ("bucket", "key", "size", "etag", "islatest", "isdeletemarker")}
-        for entry in manifest["files"]:
-            data = self._data_file(manifest, entry)
-            if parquet:
-                yield from _parquet_rows(data, entry["key"])
-                continue
-            if data[:2] == b"\x1f\x8b":
-                data = gzip.decompress(data)
-            get = {name: (lambda row, i=i: row[i]) if i is not None else (lambda row, d=default: d)
-                   for (name, i), default in zip(at.items(), ("", "", "0", "", "true", "false"))}  # fmt: skip
-            bucket, key, size, etag, latest, marker = (get[n] for n in at)
-            for row in csv.reader(io.StringIO(data.decode("utf-8"))):
-                yield bucket(row), unquote_plus(key(row)), size(row), etag(row), latest(row), marker(row)  # CSV keys are URL-encoded
+        data = self._data_file(manifest, entry)
+        if parquet:
+            yield from _parquet_rows(data, entry["key"])
+            return
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        get = {name: (lambda row, i=i: row[i]) if i is not None else (lambda row, d=default: d)
+               for (name, i), default in zip(at.items(), ("", "", "0", "", "true", "false"))}  # fmt: skip
+        bucket, key, size, etag, latest, marker = (get[n] for n in at)
+        for row in csv.reader(io.StringIO(data.decode("utf-8"))):
+            yield bucket(row), unquote_plus(key(row)), size(row), etag(row), latest(row), marker(row)  # CSV keys are URL-encoded
 
     def scan(self, file_types: tuple[str, ...]) -> Iterator[AssetRef]:
-        wanted = tuple(t.lower() for t in file_types)
         manifest = self.manifest()
-        for bucket, key, size, etag, latest, marker in self._rows(manifest):
+        for entry in manifest["files"]:
+            yield from self.scan_file(manifest, entry, file_types)
+
+    def scan_file(self, manifest: dict[str, Any], entry: dict[str, Any], file_types: tuple[str, ...]) -> Iterator[AssetRef]:
+        """The assets of one data file of the report: the cloud scanner reads a report a file at a time."""
+        wanted = tuple(t.lower() for t in file_types)
+        for bucket, key, size, etag, latest, marker in self._file_rows(manifest, entry):
             if not key.startswith(self.prefix) or key.endswith("/") or not key.lower().endswith(wanted):
                 continue
             if marker.lower() == "true" or latest.lower() == "false":  # delete markers and older versions: not listed
@@ -132,13 +141,20 @@ class InventoryAssetStore:
             yield AssetRef.model_construct(uri=f"s3://{bucket or manifest['sourceBucket']}/{key}", etag=etag.strip('"'),
                                            size=int(size or 0))  # fmt: skip
 
-    def read(self, asset: AssetRef, max_bytes: int) -> bytes:
+    def _reader(self, asset: AssetRef) -> Any:
         bucket, _ = parse_s3_uri(asset.uri)
         if bucket not in self._readers:
             from spotbot.adapters.s3.assets import S3AssetStore
 
             self._readers[bucket] = S3AssetStore(f"s3://{bucket}/", client=self.client)
-        return self._readers[bucket].read(asset, max_bytes)
+        return self._readers[bucket]
+
+    def read(self, asset: AssetRef, max_bytes: int) -> bytes:
+        return self._reader(asset).read(asset, max_bytes)
+
+    def open_file(self, asset: AssetRef, max_bytes: int, spool_dir: Path) -> Any:
+        """A video as a temporary file, streamed from its bucket (spotbot.ports.FileAssetStore)."""
+        return self._reader(asset).open_file(asset, max_bytes, spool_dir)
 
 
 def _parquet_rows(data: bytes, key: str) -> Iterator[tuple[str, str, str, str, str, str]]:

@@ -61,6 +61,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spotbot.adapters.s3.assets import parse_s3_uri
+from spotbot.adapters.s3.inventory import InventoryAssetStore, InventoryError, is_inventory_source  # noqa: F401
 from spotbot.adapters.s3.listing import (  # noqa: F401  (the step's errors, caught by name)
     KeyRange,
     ParallelLister,
@@ -265,10 +266,14 @@ def scan_assets(
 
     lister = ParallelLister(list_client or s3, bucket, tuple(state["file_types"]), settings.scan_parallelism)
     writer = _TaskWriter(index, request.job_id, state["base_shard"], state["next_shard"], state["shard_size"])
-    left = lister.run(work, writer.add, deadline)
+    if is_inventory_source(request.source):  # an S3 Inventory report: its data files, not a listing
+        state["inventory_next"] = _read_inventory(request.source, s3, state, writer, deadline)
+        left = []
+    else:
+        left = lister.run(work, writer.add, deadline)
     writer.finish()
     state = {**state, "call": state["call"] + 1, "next_shard": writer.next_shard, "assets": state["assets"] + writer.seen}
-    done = not left
+    done = not left and state.get("inventory_next") is None
     token = None if done else _save_work(s3, work_bucket, state, left, inline_work_bytes)
     if done:
         _delete_work_state(s3, work_bucket, request.job_id)
@@ -296,6 +301,26 @@ def scan_assets(
         shards=writer.next_shard,
         new_tasks=writer.tasks_written,
     )
+
+
+def _read_inventory(source: str, s3: Any, state: dict[str, Any], writer: _TaskWriter, deadline: float) -> int | None:
+    """Plans the report's data files from state["inventory_next"] on, one whole file at least, until the
+    deadline; returns the next file to read, or None when every file is read."""
+    store = InventoryAssetStore(source, client=s3)
+    manifest = store.manifest()
+    files = manifest["files"]
+    next_file = state.get("inventory_next") or 0
+    first = next_file
+    while next_file < len(files) and (next_file == first or time.monotonic() < deadline):
+        batch: list[AssetRef] = []
+        for asset in store.scan_file(manifest, files[next_file], tuple(state["file_types"])):
+            batch.append(asset)
+            if len(batch) >= CLASSIFY_BATCH:
+                writer.add(batch)
+                batch = []
+        writer.add(batch)
+        next_file += 1
+    return next_file if next_file < len(files) else None
 
 
 def _begin_bulk_load(index: ScanIndex) -> dict[str, Any] | None:
