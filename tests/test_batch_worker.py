@@ -259,7 +259,7 @@ def test_sentiment_in_the_container_and_behind_an_endpoint_tag_alike(cloud: Clou
     assert {name: tags[0]["label"] for name, (_, tags) in in_container.items()} == {
         name: "positive" if name.startswith("good") else "negative" for name in reviews
     }
-    assert {version for version, _ in in_container.values()} == {"v1"}  # the current version, on both sides
+    assert {version for version, _ in in_container.values()} == {"v2"}  # the current version, on both sides
 
 
 def test_sigterm_mid_predict_saves_the_batch_and_a_retry_tags_each_asset_once(cloud: Cloud):

@@ -69,7 +69,7 @@ CHOICES = (
     HeadChoice("mlp", hard_weight=6.0),
 )
 TEMPLATE_SHARE = 0.3
-CORPUS_TOLERANCE = 0.005  # a head may trail the prior (v1) on the corpus check by this much, half the bar
+CORPUS_TOLERANCE = 0.0  # a head may not trail the prior (v1) on the corpus check: at 0.005 the held-out part fell 1.3 points short
 FOLDS = 3
 
 
