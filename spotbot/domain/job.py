@@ -17,6 +17,7 @@ from spotbot.domain.pricing import JobCost
 from spotbot.domain.records import JobCounts, JobStatus, utc_now
 
 FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELLED})
+LIVE = (JobStatus.SUBMITTED, JobStatus.RUNNING)  # the other statuses: a job not finished yet
 MAX_ERROR_CHARS = 4000  # of an error's text kept on the job
 
 

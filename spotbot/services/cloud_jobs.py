@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from spotbot.domain.job import LIVE
 from spotbot.domain import JOB_ID_PATTERN, ConflictError, Job, JobCounts, JobStatus, NotFoundError
 from spotbot.ports import SearchHit, SearchQuery, TagIndex
 from spotbot.ports.control_planes import ComputeQueue, WorkflowEngine
@@ -27,7 +28,6 @@ from spotbot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LIVE = (JobStatus.SUBMITTED, JobStatus.RUNNING)
 RESUMABLE = (JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELLED)
 _RESUME_SUFFIX = re.compile(r"-r(\d+)$")
 

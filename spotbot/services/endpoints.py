@@ -37,6 +37,7 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 
 from spotbot.services.bots import BUILTIN_BOTS, UnknownBotError
+from spotbot.domain.job import LIVE
 from spotbot.domain import BadInputError, Job, JobStatus, UnavailableError
 from spotbot.ports.control_planes import EndpointDefinition, EndpointHost, WorkflowEngine
 from spotbot.services.models import ARCHIVE, ModelError, ModelRegistry
@@ -51,7 +52,6 @@ NOT_FOUND = "NotFound"  # status of an endpoint that does not exist (any more)
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
 USABLE = frozenset({"InService", "Creating", "Updating", "SystemUpdating"})  # ensure takes these as they are
 SETTLING = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "UpdateRollbackFailed"})
-LIVE = (JobStatus.SUBMITTED, JobStatus.RUNNING)
 LIVE_JOBS_SCANNED = 10_000  # newest jobs looked at for users of an endpoint
 NAME_PREFIX = "spotbot-"
 _DIGEST_CHARS = 10

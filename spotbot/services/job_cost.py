@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from spotbot.domain import BadInputError, Job
+from spotbot.domain.job import LIVE
 from spotbot.domain.pricing import JobCost, PriceTable, check_budget, cloud_job_cost, over_budget, usd
 from spotbot.domain.records import utc_now
 from spotbot.ports.control_planes import ComputeQueue
@@ -96,8 +97,6 @@ def stop_jobs_over_budget(jobs, basis: CostBasis, *, max_jobs: int = 1000, now: 
 
     jobs: spotbot.services.cloud_jobs.CloudJobs. Returns the stopped jobs' costs, by job id.
     """
-    from spotbot.services.cloud_jobs import LIVE
-
     stopped: dict[str, JobCost] = {}
     after = None
     seen = 0

@@ -14,13 +14,13 @@ import json
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from spotbot.domain.job import LIVE
 from spotbot.domain import BadInputError, FieldError, Job, JobCounts, JobStatus
 from spotbot.ports import SearchHit, SearchQuery
 
 PAGE_BYTES = 2 * 2**20
 ITEM_BYTES = 256 * 2**10
 HIT_TEXT_CHARS = 2000
-LIVE = (JobStatus.SUBMITTED, JobStatus.RUNNING)
 
 
 class InvalidCursor(FieldError):
