@@ -298,7 +298,7 @@ def test_sentiment_through_the_endpoint_matches_in_process(sentiment_server):
     remote = runtime.predict(texts)
     assert remote == local.predict(texts)
     assert [tags[0].label for tags in remote] == ["positive", "negative"]
-    assert runtime.model_version == local.model_version == "v1"
+    assert runtime.model_version == local.model_version == "v2"
     assert runtime.predict([]) == []
 
 
