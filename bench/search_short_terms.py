@@ -43,14 +43,14 @@ def main() -> None:
             started = time.perf_counter()
             hits = index.search(SearchQuery(text=" ".join(chosen), limit=20))
             print(f"{len(chosen)} short term(s), the character index: {time.perf_counter() - started:.3f} s, {len(hits)} hits")
-            one_pass = " AND ".join(["body LIKE ?"] * len(chosen))
+            one_pass = " AND ".join(["body LIKE ? ESCAPE '\\'"] * len(chosen))  # without ESCAPE, FTS5 answers none
             started = time.perf_counter()
             rows = index.db.execute(
                 f"SELECT asset FROM tags WHERE rowid IN (SELECT rowid FROM tag_text WHERE {one_pass}) "
                 "ORDER BY created_at DESC LIMIT 20", [f"%{t}%" for t in chosen]
             ).fetchall()
             print(f"{len(chosen)} short term(s), one LIKE pass: {time.perf_counter() - started:.3f} s, {len(rows)} hits")
-            like = " AND ".join(["tags.rowid IN (SELECT rowid FROM tag_text WHERE body LIKE ?)"] * len(chosen))
+            like = " AND ".join(["tags.rowid IN (SELECT rowid FROM tag_text WHERE body LIKE ? ESCAPE '\\')"] * len(chosen))
             started = time.perf_counter()
             rows = index.db.execute(
                 f"SELECT asset FROM tags WHERE {like} ORDER BY created_at DESC LIMIT 20", [f"%{t}%" for t in chosen]
