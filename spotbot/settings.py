@@ -195,11 +195,10 @@ class RegistrySettings(_Role):
     models: str = Field(pattern=r"^s3://", description="Model store: s3://<work bucket>/models")
 
 
-class BudgetWatchSettings(_Role):
+class BudgetWatchSettings(ApiSettings):
+    """What the job API's cancel needs: the budget watch stops a job over its budget the same way."""
+
     role: ClassVar[str] = "the budget watch Lambda"
-    opensearch_endpoint: str = Field(description="OpenSearch domain endpoint (https://...)")
-    state_machine_arn: str = Field(description="The tag-assets state machine (a job over budget has its execution stopped)")
-    batch_job_queue: str = Field(description="AWS Batch job queue of the Spot workers (their attempts are priced)")
 
 
 class BatchWorkerSettings(_Role):

@@ -16,7 +16,7 @@ def watch_adapters(settings: Settings) -> tuple[S3WatchRegistry, SqsWatchQueue]:
     """The registry and the queue, for the consumer and the API's /watches routes alike."""
     if not (settings.work_bucket and settings.watch_queue_url and settings.watch_dead_letter_queue_url):
         raise ValueError("SPOTBOT_WORK_BUCKET, SPOTBOT_WATCH_QUEUE_URL and SPOTBOT_WATCH_DEAD_LETTER_QUEUE_URL must be set")
-    s3 = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region)
+    s3 = _s3(settings)
     sqs = boto3.client("sqs", region_name=settings.region)
     cloudwatch = boto3.client("cloudwatch", region_name=settings.region)
     queue = SqsWatchQueue(sqs, cloudwatch, settings.watch_queue_url, settings.watch_dead_letter_queue_url)
@@ -25,7 +25,7 @@ def watch_adapters(settings: Settings) -> tuple[S3WatchRegistry, SqsWatchQueue]:
 
 def object_exists(settings: Settings) -> Callable[[str], bool]:
     """A HEAD of an s3:// URI: True when the object is there (a 403 or an outage is not 'absent': True)."""
-    s3 = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region)
+    s3 = _s3(settings)
 
     def exists(uri: str) -> bool:
         bucket, _, key = uri.removeprefix("s3://").partition("/")
@@ -36,3 +36,7 @@ def object_exists(settings: Settings) -> Callable[[str], bool]:
         return True
 
     return exists
+
+
+def _s3(settings: Settings):  # the one S3 client shape of the watch adapters
+    return boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region)

@@ -50,12 +50,12 @@ def earlier_jobs(index: TagIndex, job: Job, *, max_jobs: int = 1000) -> list[str
     return [j.job_id for j in index.list_jobs(limit=max_jobs) if j.bot == job.bot and j.source == job.source and j.job_id != job.job_id]
 
 
-def deleted_since(index: TagIndex, job: Job, present: Iterable[str]) -> list[str]:
-    """Assets that earlier jobs of this bot over this source tagged and that the source no longer holds.
+def deleted_since(index: TagIndex, earlier: Sequence[str], present: Iterable[str]) -> list[str]:
+    """Assets that these earlier jobs (earlier_jobs) tagged and that the source no longer holds.
 
     Reports only: their records stay in the index and in the earlier jobs' output (forget_deleted drops them).
     """
-    tagged = (record.asset for job_id in earlier_jobs(index, job) for record in index.tag_records(job_id))
+    tagged = (record.asset for job_id in earlier for record in index.tag_records(job_id))
     return deleted_assets(tagged, present)
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from spotbot.domain import BadInputError, Job
 from spotbot.domain.job import LIVE
-from spotbot.domain.pricing import JobCost, PriceTable, check_budget, cloud_job_cost, over_budget, usd
+from spotbot.domain.pricing import JobCost, PriceTable, cloud_job_cost, over_budget, usd
 from spotbot.domain.records import utc_now
 from spotbot.ports.control_planes import ComputeQueue
 
@@ -76,7 +76,7 @@ def refuse_planned_over_budget(index, job_id: str, bot: str, *, table: PriceTabl
     index: what the scanner writes to (get_job, counts). The estimate is `spotbot estimate`'s, priced on the
     tasks left to tag (a resumed job's DONE ones cost nothing). BudgetExceededError names both figures.
     """
-    from spotbot.services.estimate import EstimateRequest, price_assets
+    from spotbot.services.estimate import EstimateRequest, enforce_budget, price_assets
 
     job = index.get_job(job_id)
     if job is None or job.max_cost is None:
@@ -89,7 +89,7 @@ def refuse_planned_over_budget(index, job_id: str, bot: str, *, table: PriceTabl
     except BadInputError as error:  # a registered bot with no recorded profile: only the running stop guards it
         log.warning("no estimate for the budget check", extra={"job_id": job_id, "reason": str(error)})
         return
-    check_budget(estimate.cost.total_spot, job.max_cost, what=f"job {job_id}: tagging {to_tag:,} assets with {bot}")
+    enforce_budget(estimate)  # the estimate's own refusal: BudgetExceededError
 
 
 def stop_jobs_over_budget(jobs, basis: CostBasis, *, max_jobs: int = 1000, now: datetime | None = None) -> dict[str, JobCost]:

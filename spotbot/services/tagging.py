@@ -133,9 +133,11 @@ def tag_assets(
                 index, output, job_id, shards, statuses, bot=bot_class.name, model_version=model_version
             )
             shards = index.shards_with_work(job_id, statuses) if reused else shards
-        wants_deleted = request.report_deleted or request.forget_deleted
-        deleted = deleted_since(index, job, (a.uri for a in assets)) if wants_deleted else []
-        forgotten = forget_deleted(index, earlier_jobs(index, job), deleted) if request.forget_deleted else 0
+        deleted, forgotten = [], 0
+        if request.report_deleted or request.forget_deleted:
+            earlier = earlier_jobs(index, job)
+            deleted = deleted_since(index, earlier, (a.uri for a in assets))
+            forgotten = forget_deleted(index, earlier, deleted) if request.forget_deleted else 0
         before = index.counts(job_id)
         job = job.start(before, workers=workers, model_version=model_version)
         index.save_job(job)
@@ -152,7 +154,7 @@ def tag_assets(
                 batch_size=request.batch_size,
                 threads=threads,
                 model_dir=str(model.path) if model and model.path else None,
-                incremental=request.incremental,
+                incremental=request.incremental,  # again in the shard: a module bot's model version is known once loaded
             )
             for shard in shards
         ]
