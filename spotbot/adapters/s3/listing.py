@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from spotbot.adapters.s3.assets import parse_s3_uri
-from spotbot.adapters.s3.keys import asset_of, is_wanted, wanted_types
+from spotbot.adapters.s3.keys import assets_of, is_wanted, wanted_types
 from spotbot.domain import AssetRef, NotFoundError, UnavailableError
 
 log = logging.getLogger(__name__)
@@ -260,9 +260,7 @@ class ParallelLister:
         folders = [p["Prefix"] for p in page.get("CommonPrefixes", [])]
         with self._lock:
             self.keys_listed += len(contents)
-        assets = [
-            asset_of(self.bucket, item) for item in contents if r.holds(item["Key"]) and is_wanted(item["Key"], self.file_types)
-        ]
+        assets = assets_of(self.bucket, (item for item in contents if r.holds(item["Key"]) and is_wanted(item["Key"], self.file_types)))
         more = [KeyRange(folder) for folder in folders if r.holds(folder)]  # a new folder: flat first
         names = sorted(name for name in [*(item["Key"] for item in contents), *folders] if name > r.after)
         if page.get("IsTruncated"):
