@@ -552,3 +552,34 @@ def test_an_estimate_lists_the_granted_source_and_prices_the_job(cloud, monkeypa
     app.dependency_overrides[estimate_settings] = lambda: cloud.settings.model_copy(update={"estimate_max_keys": 3})
     status, answer = call("POST", "/estimates", body={"source": "s3://assets/reviews/", "bot": "sentiment"})
     assert status == 400 and fields(answer) == ["body.source"] and "Inventory manifest" in answer["fields"][0]["message"]
+
+
+def test_an_estimate_of_a_large_inventory_reads_a_share_of_it_and_extrapolates(cloud):
+    from lambdas.api.estimates import estimate_settings
+    from lambdas.api.handler import app
+    from tests.test_inventory import CSV_SCHEMA, csv_file
+
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="assets")
+    entries = []
+    for n in range(4):  # four data files of three reviews of 600 bytes each
+        data = csv_file([{"bucket": "assets", "key": f"reviews/{n}-{i}.txt", "size": 600, "etag": f"e{n}{i}"} for i in range(3)])
+        s3.put_object(Bucket="assets", Key=f"inventory/data/{n}.csv.gz", Body=data)
+        entries.append({"key": f"inventory/data/{n}.csv.gz", "size": len(data), "MD5checksum": hashlib.md5(data).hexdigest()})
+    manifest = {"sourceBucket": "assets", "destinationBucket": "arn:aws:s3:::assets", "fileFormat": "CSV",
+                "fileSchema": CSV_SCHEMA, "files": entries}  # fmt: skip
+    s3.put_object(Bucket="assets", Key="inventory/manifest.json", Body=json.dumps(manifest).encode())
+    body = {"source": "s3://assets/inventory/manifest.json", "bot": "sentiment"}
+    status, whole = call("POST", "/estimates", body=body)
+    assert status == 200 and (whole["assets"], whole["bytes"]) == (12, 12 * 600), whole
+    assert not any("extrapolated" in note for note in whole["notes"])
+
+    app.dependency_overrides[estimate_settings] = lambda: cloud.settings.model_copy(update={"estimate_max_keys": 3})
+    try:
+        status, part = call("POST", "/estimates", body=body)
+    finally:
+        app.dependency_overrides.pop(estimate_settings, None)
+    assert status == 200, part
+    assert part["assets"] == pytest.approx(12, abs=1) and part["bytes"] == pytest.approx(12 * 600, rel=0.1)
+    assert any("extrapolated" in note and "1 of the report's 4 data files" in note for note in part["notes"]), part["notes"]
+    assert part["total"]["spot"] == pytest.approx(whole["total"]["spot"], rel=0.1)

@@ -157,3 +157,19 @@ def test_a_local_job_records_its_cpu_seconds_in_the_summary(tmp_path: Path):
     assert cost["total_usd"] == pytest.approx(cost["cpu_seconds"] / 3600 * 0.085 * (1 - TABLE.spot_discount) / 2, rel=1e-2)
     status = json.loads(run_spotbot(home, "status", "costed", "--json").stdout)
     assert status["cost"]["cpu_seconds"] == cost["cpu_seconds"]
+
+
+def test_text_units_count_every_text_past_the_sample_read_for_characters_per_byte(tmp_path: Path):
+    from spotbot.services.estimate import TEXT_SAMPLE
+
+    sizes = [50 + 37 * i for i in range(TEXT_SAMPLE * 3 + 1)]  # more texts than the sample, each of its own length
+    for i, chars in enumerate(sizes):
+        (tmp_path / f"{i:03d}.txt").write_text("好" * chars, encoding="utf-8")  # 3 bytes a character
+    store = LocalAssetStore(tmp_path)
+    profiles = {"bots": {"sentiment": {"local": {"cpu_seconds_per_asset": 0.1}}}}
+    result = estimate_job(EstimateRequest(source=store.source, bot="sentiment"), store, table=TABLE, profiles=profiles,
+                          limits=limits_from(Settings()))  # fmt: skip
+    assert (result.assets, result.total_bytes) == (len(sizes), 3 * sum(sizes))
+    comprehend = next(line for line in result.cost.managed if "Comprehend" in line.item)
+    assert comprehend.quantity == sum(comprehend_units(chars) for chars in sizes)
+    assert not any("assumed" in note for note in result.notes)  # the ratio was read off the texts

@@ -84,6 +84,7 @@ class PriceTable(BaseModel):
     currency: str
     note: str = ""
     sources: dict[str, str]
+    checked: dict[str, str] = {}  # which figures a stored copy of the price page confirmed, source by source
     ec2: dict[str, InstancePrice]
     spot_discount: float = Field(ge=0, lt=1)
     opensearch_hour: dict[str, float]

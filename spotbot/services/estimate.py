@@ -97,7 +97,7 @@ class JobEstimate:
     wall_hours: float
     history_events: int
     cost: CostEstimate
-    prices: dict[str, str]
+    prices: dict[str, Any]  # the table's date, region, note, and which of its figures a stored page confirmed
     max_cost: float | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -187,23 +187,46 @@ def estimate_job(
     types = file_types or (builtin.file_types if builtin else None)
     if types is None:
         raise BadInputError(f"bot {request.bot!r}: give its file types (only built-in bots are known without loading)")
-    assets = list(store.scan(types))
-    from_inventory = bool(getattr(store, "from_inventory", False))  # an inventory store says so; a listing does not
-    text_units, assumed = 0, False
-    if MANAGED_EQUIVALENT.get(builtin.name if builtin else "") == "comprehend-sentiment":
-        ratio = (calibration.chars_per_byte if calibration else None) or (
-            chars_per_byte(store, assets, limits) if limits else None
-        )
+    count = total_bytes = text_units = 0
+    sample: list[AssetRef] = []  # the first texts, read for characters per byte; the rest only counted
+    ratio: float | None = None
+    assumed = False
+    sentiment = MANAGED_EQUIVALENT.get(builtin.name if builtin else "") == "comprehend-sentiment"
+    for asset in store.scan(types):  # streamed: an inventory of 100 M keys is counted, never held
+        count, total_bytes = count + 1, total_bytes + asset.size
+        if not sentiment:
+            continue
         if ratio is None:
-            ratio, assumed = 1 / 3, True  # Chinese in UTF-8: three bytes a character
-        text_units = sum(comprehend_units(round(a.size * ratio)) for a in assets)
+            sample.append(asset)
+            if len(sample) < TEXT_SAMPLE:
+                continue
+            ratio, assumed = _text_ratio(store, sample, calibration, limits)
+            text_units += sum(comprehend_units(round(a.size * ratio)) for a in sample)
+        else:
+            text_units += comprehend_units(round(asset.size * ratio))
+    if sentiment and ratio is None and sample:  # fewer texts than the sample
+        ratio, assumed = _text_ratio(store, sample, calibration, limits)
+        text_units += sum(comprehend_units(round(a.size * ratio)) for a in sample)
+    share = float(getattr(store, "share_read", 1.0) or 1.0)  # a sampling store read this share of its source
+    if share < 1.0:
+        count, total_bytes, text_units = round(count / share), round(total_bytes / share), round(text_units / share)
+    from_inventory = bool(getattr(store, "from_inventory", False))  # an inventory store says so; a listing does not
     estimate = price_assets(
-        request, store.source, len(assets), sum(a.size for a in assets), from_inventory=from_inventory,
+        request, store.source, count, total_bytes, from_inventory=from_inventory,
         table=table, profiles=profiles, calibration=calibration, text_units=text_units,
     )  # fmt: skip
     if assumed:
         estimate.notes.insert(0, "characters per byte assumed 1/3 (Chinese in UTF-8): no text was read")
+    if share < 1.0:
+        estimate.notes.insert(0, f"assets and bytes extrapolated from {share:.1%} of the source read ({getattr(store, 'read_note', '')})")
     return estimate
+
+
+def _text_ratio(store: AssetStore, sample: list[AssetRef], calibration: Calibration | None,
+                limits: DecodeLimits | None) -> tuple[float, bool]:
+    """Characters per byte, and whether it is assumed: from the calibration, else read off the sample."""
+    ratio = (calibration.chars_per_byte if calibration else None) or (chars_per_byte(store, sample, limits) if limits else None)
+    return (ratio, False) if ratio is not None else (1 / 3, True)  # Chinese in UTF-8: three bytes a character
 
 
 def price_assets(
@@ -257,7 +280,8 @@ def price_assets(
                  f"{busy_workers} workers of {request.worker_vcpus} vCPUs (max_vcpus {request.max_vcpus})")
     if request.endpoint_instance_type:
         notes.append("endpoint bot: the endpoint is billed for the job's wall time; workers' compute is counted as if in-container")
-    prices = {"date": table.date, "region": table.region, "currency": table.currency, "table": PRICE_TABLE, "note": table.note}
+    prices = {"date": table.date, "region": table.region, "currency": table.currency, "table": PRICE_TABLE, "note": table.note,
+              "checked": table.checked}
     return JobEstimate(
         bot=request.bot, source=source, assets=count, total_bytes=shape.total_bytes,
         from_inventory=from_inventory, cpu_seconds_per_asset=per_asset, seconds_from=seconds_from, shards=shards,
