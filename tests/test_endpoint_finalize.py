@@ -309,7 +309,7 @@ def test_release_waits_for_an_endpoint_still_settling(index, sagemaker, monkeypa
     name = ensure("job-1")["endpoint_name"]
     from lambdas.endpoint import handler as module
 
-    endpoints_ = module._connect(module.load_role(module.EndpointStepSettings).model_dump_json())
+    endpoints_ = module._connect()
     sagemaker_client = endpoints_.host.client
     real = sagemaker_client.describe_endpoint
     monkeypatch.setattr(sagemaker_client, "describe_endpoint", lambda **kw: real(**kw) | {"EndpointStatus": "Creating"})
