@@ -37,7 +37,7 @@ from spotbot.services import cloud_jobs as service
 from spotbot.services import submission as submission_flow
 from spotbot.services.cloud_jobs import CloudJobs
 from spotbot.services.cloud_requests import BOT_NAME_PATTERN, BotRegistration, InvalidRequest, JobSubmission
-from lambdas.api.settings import api_settings
+from lambdas.api.settings import ApiSettings, api_settings  # noqa: F401 -- ApiSettings: the role this Lambda loads
 
 SERVICE = "spotbot-api"
 logger = Logger(service=SERVICE, name="%(name)s")  # each line says which logger wrote it (spotbot.services.cloud_jobs, ...)
