@@ -130,6 +130,20 @@ def vertical_gradient(size: tuple[int, int], top: tuple[int, int, int], bottom: 
     return np.broadcast_to(colours, (height, width, 3)).copy()
 
 
+def gradient_image(size: tuple[int, int], top: tuple[int, int, int], bottom: tuple[int, int, int]) -> Image.Image:
+    return Image.fromarray(vertical_gradient(size, top, bottom).astype(np.uint8), "RGB")
+
+
+# where each line of a sign goes: (font size, centre, colour)
+Placement = tuple[int, tuple[float, float], tuple[int, int, int]]
+
+
+def draw_lines(draw: ImageDraw.ImageDraw, font: "CjkFont", lines: list[str], placements: list[Placement]) -> None:
+    """Each line centred at its placement, in order."""
+    for line, (size, center, fill) in zip(lines, placements):
+        draw_centered(draw, line, font.at(size), center, fill)
+
+
 def add_noise(pixels: np.ndarray, seed: int, sigma: float) -> Image.Image:
     rng = np.random.default_rng(seed)
     noisy = pixels.astype(float) + rng.normal(0.0, sigma, pixels.shape)
@@ -159,8 +173,10 @@ def shop_sign(font: CjkFont, lines: list[str]) -> Image.Image:
     image = Image.new("RGB", (900, 300), (28, 32, 40))
     draw = ImageDraw.Draw(image)
     draw.rectangle((12, 12, 887, 287), outline=(200, 160, 60), width=4)
-    draw_centered(draw, lines[0], font.at(130), (450, 125), (250, 236, 200))
-    draw_centered(draw, lines[1], font.at(40), (450, 240), (200, 160, 60))
+    draw_lines(draw, font, lines, [
+        (130, (450, 125), (250, 236, 200)),
+        (40, (450, 240), (200, 160, 60)),
+    ])
     return image
 
 
@@ -169,9 +185,11 @@ def poster(font: CjkFont, lines: list[str]) -> Image.Image:
     image = Image.new("RGB", (600, 800), (196, 30, 38))
     draw = ImageDraw.Draw(image)
     draw.rectangle((24, 24, 575, 775), outline=(255, 215, 0), width=6)
-    draw_centered(draw, lines[0], font.at(110), (300, 220), (255, 215, 0))
-    draw_centered(draw, lines[1], font.at(56), (300, 420), (255, 255, 255))
-    draw_centered(draw, lines[2], font.at(72), (300, 590), (255, 255, 255))
+    draw_lines(draw, font, lines, [
+        (110, (300, 220), (255, 215, 0)),
+        (56, (300, 420), (255, 255, 255)),
+        (72, (300, 590), (255, 255, 255)),
+    ])
     return image
 
 
@@ -180,8 +198,10 @@ def street_plate(font: CjkFont, lines: list[str]) -> Image.Image:
     image = Image.new("RGB", (720, 260), (0, 82, 165))
     draw = ImageDraw.Draw(image)
     draw.rounded_rectangle((10, 10, 709, 249), radius=18, outline=(255, 255, 255), width=6)
-    draw_centered(draw, lines[0], font.at(100), (330, 105), (255, 255, 255))
-    draw_centered(draw, lines[1], font.at(40), (330, 200), (255, 255, 255))
+    draw_lines(draw, font, lines, [
+        (100, (330, 105), (255, 255, 255)),
+        (40, (330, 200), (255, 255, 255)),
+    ])
     draw.polygon([(600, 110), (650, 130), (600, 150)], fill=(255, 255, 255))  # arrow head
     draw.rectangle((560, 124, 605, 136), fill=(255, 255, 255))  # arrow shaft
     return image
@@ -226,23 +246,25 @@ def small_label(font: CjkFont, lines: list[str]) -> Image.Image:
 
 def large_banner(font: CjkFont, lines: list[str]) -> Image.Image:
     """A large 1600x1000 banner on a light gradient with a headline and two sub-lines."""
-    pixels = vertical_gradient((1600, 1000), (235, 245, 255), (180, 210, 240))
-    image = Image.fromarray(pixels.astype(np.uint8), "RGB")
+    image = gradient_image((1600, 1000), (235, 245, 255), (180, 210, 240))
     draw = ImageDraw.Draw(image)
-    draw_centered(draw, lines[0], font.at(170), (800, 330), (10, 60, 120))
-    draw_centered(draw, lines[1], font.at(110), (800, 560), (200, 40, 40))
-    draw_centered(draw, lines[2], font.at(70), (800, 760), (40, 40, 40))
+    draw_lines(draw, font, lines, [
+        (170, (800, 330), (10, 60, 120)),
+        (110, (800, 560), (200, 40, 40)),
+        (70, (800, 760), (40, 40, 40)),
+    ])
     return image
 
 
 def noisy_notice(font: CjkFont, lines: list[str]) -> Image.Image:
     """A JPEG-destined notice on a warm gradient with slight Gaussian noise."""
-    pixels = vertical_gradient((800, 500), (245, 235, 215), (205, 190, 165))
-    image = Image.fromarray(pixels.astype(np.uint8), "RGB")
+    image = gradient_image((800, 500), (245, 235, 215), (205, 190, 165))
     draw = ImageDraw.Draw(image)
-    draw_centered(draw, lines[0], font.at(90), (400, 150), (60, 40, 20))
-    draw_centered(draw, lines[1], font.at(60), (400, 290), (60, 40, 20))
-    draw_centered(draw, lines[2], font.at(52), (400, 400), (120, 30, 30))
+    draw_lines(draw, font, lines, [
+        (90, (400, 150), (60, 40, 20)),
+        (60, (400, 290), (60, 40, 20)),
+        (52, (400, 400), (120, 30, 30)),
+    ])
     return add_noise(np.asarray(image), seed=20240607, sigma=9.0)
 
 
@@ -251,8 +273,10 @@ def rotated_sign(font: CjkFont, lines: list[str]) -> Image.Image:
     sign = Image.new("RGB", (640, 320), (255, 255, 255))
     draw = ImageDraw.Draw(sign)
     draw.rectangle((8, 8, 631, 311), outline=(200, 20, 20), width=8)
-    draw_centered(draw, lines[0], font.at(110), (320, 130), (200, 20, 20))
-    draw_centered(draw, lines[1], font.at(52), (320, 250), (40, 40, 40))
+    draw_lines(draw, font, lines, [
+        (110, (320, 130), (200, 20, 20)),
+        (52, (320, 250), (40, 40, 40)),
+    ])
     rotated = sign.rotate(4, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0))
     mask = Image.new("L", sign.size, 255).rotate(4, resample=Image.Resampling.BICUBIC, expand=True)
     wall = Image.new("RGB", (rotated.width + 120, rotated.height + 120), (128, 130, 135))
@@ -274,13 +298,14 @@ def menu_board(font: CjkFont, lines: list[str]) -> Image.Image:
 
 def door_hours(font: CjkFont, lines: list[str]) -> Image.Image:
     """Glass-door opening-hours sticker: dark text on a pale panel over a photo-like gradient."""
-    pixels = vertical_gradient((640, 640), (90, 110, 120), (40, 50, 60))
-    image = Image.fromarray(pixels.astype(np.uint8), "RGB")
+    image = gradient_image((640, 640), (90, 110, 120), (40, 50, 60))
     draw = ImageDraw.Draw(image)
     draw.rounded_rectangle((80, 120, 560, 520), radius=24, fill=(245, 245, 245))
-    draw_centered(draw, lines[0], font.at(72), (320, 210), (20, 20, 20))
-    draw_centered(draw, lines[1], font.at(56), (320, 330), (20, 20, 20))
-    draw_centered(draw, lines[2], font.at(48), (320, 440), (200, 30, 30))
+    draw_lines(draw, font, lines, [
+        (72, (320, 210), (20, 20, 20)),
+        (56, (320, 330), (20, 20, 20)),
+        (48, (320, 440), (200, 30, 30)),
+    ])
     return add_noise(np.asarray(image), seed=7, sigma=4.0)
 
 

@@ -14,7 +14,7 @@ from constructs import Construct
 
 from spotbot.settings import environment_for
 from stacks.api import TaggingApi
-from stacks.api_handler import JobApiHandler
+from stacks.api_handler import JobApiHandler, JobCancel
 from stacks.compute import SpotCompute
 from stacks.config import TaggingConfig
 from stacks.constants import LAMBDA_HOME, METRICS_NAMESPACE
@@ -122,15 +122,12 @@ class TaggingStack(Stack):
             batch_timeout=Duration.hours(config.execution_timeout_hours - 1), endpoint_max_polls=config.endpoint_max_polls,
             log_retention=retention,
         )  # fmt: skip
+        cancel = JobCancel(compute=compute, workflow=workflow, endpoints=endpoints, builtin_bot_runtime=config.builtin_bot_runtime)
         handler = JobApiHandler(
-            self, "JobApiHandler", services=services, compute=compute, workflow=workflow, endpoints=endpoints,
-            builtin_bot_runtime=config.builtin_bot_runtime, source_buckets=config.source_buckets,
+            self, "JobApiHandler", services=services, cancel=cancel, source_buckets=config.source_buckets,
             admin_principal=config.admin_principal,
         )  # fmt: skip
-        BudgetWatch(
-            self, "BudgetWatch", services=services, compute=compute, workflow=workflow, endpoints=endpoints,
-            builtin_bot_runtime=config.builtin_bot_runtime,
-        )  # fmt: skip
+        BudgetWatch(self, "BudgetWatch", services=services, cancel=cancel)  # stops jobs over budget as cancel does
         api = TaggingApi(
             self,
             "Api",

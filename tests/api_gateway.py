@@ -24,7 +24,7 @@ from lambdas.api.handler import app, cloud_jobs, handler
 from spotbot.adapters.aws.batch import BatchQueue
 from spotbot.adapters.aws.stepfunctions import StepFunctionsEngine
 from lambdas.api.reviews import review_service
-from lambdas.api.estimates import estimate_settings
+from lambdas.api.settings import api_settings
 from lambdas.api.watches import watch_services
 from spotbot.adapters.s3.watches import S3WatchRegistry
 from spotbot.adapters.sqs.watch_queue import SqsWatchQueue
@@ -127,8 +127,8 @@ def cloud(aws, settings):
     queues = [sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("watch-events", "watch-dead-letters")]
     watch_queue = SqsWatchQueue(sqs, boto3.client("cloudwatch", region_name=REGION), *queues)
     registry = S3WatchRegistry(s3, settings.work_bucket)  # the /watches routes' dependency, on moto
-    app.dependency_overrides[watch_services] = lambda: (registry, watch_queue, index, settings)
-    app.dependency_overrides[estimate_settings] = lambda: settings
+    app.dependency_overrides[watch_services] = lambda: (registry, watch_queue, index)
+    app.dependency_overrides[api_settings] = lambda: settings  # every router's settings
     yield jobs
     app.dependency_overrides.clear()
     index.close()

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from typing import Any
+
 import pytest
 
 from spotbot.adapters.sqlite.index import SQLiteTagIndex
@@ -86,15 +88,25 @@ def osmem_server():
     server.close()
 
 
+# what boto3 signs with against moto: never real credentials
+MOTO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def start_moto_server(port: int = 0) -> tuple[Any, str]:
+    """A moto server on loopback, started (port 0: a free one): the server, and its URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    host, port = server.get_host_and_port()
+    return server, f"http://{host}:{port}"
+
+
 @pytest.fixture(scope="module")
 def moto_url():
     """A moto server on loopback for this module: what other processes (workers, servers) can reach too."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    server, url = start_moto_server()
+    yield url
     server.stop()
 
 

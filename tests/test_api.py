@@ -546,10 +546,10 @@ def test_an_estimate_lists_the_granted_source_and_prices_the_job(cloud, monkeypa
                         ({"source": "s3://assets/reviews/", "bot": "sentiment", "spot_discount": 2}, "body.spot_discount")):  # fmt: skip
         status, answer = call("POST", "/estimates", body=body)
         assert status == 400 and fields(answer) == [field], answer
-    from lambdas.api.estimates import estimate_settings
+    from lambdas.api.settings import api_settings
     from lambdas.api.handler import app
 
-    app.dependency_overrides[estimate_settings] = lambda: cloud.settings.model_copy(update={"estimate_max_keys": 3})
+    app.dependency_overrides[api_settings] = lambda: cloud.settings.model_copy(update={"estimate_max_keys": 3})
     status, answer = call("POST", "/estimates", body={"source": "s3://assets/reviews/", "bot": "sentiment"})
     assert status == 400 and fields(answer) == ["body.source"] and "Inventory manifest" in answer["fields"][0]["message"]
 

@@ -166,9 +166,20 @@ def cloud(tmp_path_factory):
         os.environ.update(saved)
 
 
+def new_api_container() -> None:
+    """As a fresh Lambda container would: the API reads its settings and builds its clients again."""
+    from lambdas.api import handler as api_handler
+    from lambdas.api.settings import api_settings
+
+    api_settings.cache_clear()
+    api_handler.cloud_jobs.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def api(cloud):
     from lambdas.api import handler as api_handler
+
+    new_api_container()  # this module's stack, whatever an earlier module's container read
 
     def call(method: str, path: str, body: Any = None, query: dict[str, str] | None = None) -> tuple[int, Any]:
         answer = api_handler.handler(api_event(method, path, body, query), LambdaContext())
@@ -268,11 +279,10 @@ def test_delete_stops_the_execution(cloud, api):
         name="waits", roleArn=cloud.sfn.describe_state_machine(stateMachineArn=cloud.state_machine)["roleArn"],
         definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 60, "End": True}}}),
     )["stateMachineArn"]
-    from lambdas.api import handler as api_handler
 
     os.environ["SPOTBOT_STATE_MACHINE_ARN"] = waiting
     try:
-        api_handler.cloud_jobs.cache_clear()  # the handler keeps its clients per container: start a fresh one
+        new_api_container()  # the handler keeps its settings and clients per container: start a fresh one
         status, submitted = api("POST", "/jobs", {"source": "s3://assets/slow/", "bot": "sentiment", "job_id": "slow-1"})
         assert status == 202, submitted
         status, cancelled = api("DELETE", "/jobs/slow-1")
@@ -280,7 +290,7 @@ def test_delete_stops_the_execution(cloud, api):
         assert cloud.sfn.describe_execution(executionArn=submitted["execution_arn"])["status"] == "ABORTED"
     finally:
         os.environ["SPOTBOT_STATE_MACHINE_ARN"] = cloud.state_machine
-        api_handler.cloud_jobs.cache_clear()
+        new_api_container()
 
 
 def test_a_failed_job_leaves_no_endpoint_running(cloud, api):
@@ -334,7 +344,6 @@ def test_a_scan_that_fails_beside_a_started_endpoint_leaves_no_endpoint(cloud, a
 
 
 def test_cancel_releases_the_endpoint_a_stopped_execution_cannot(cloud, api):
-    from lambdas.api import handler as api_handler
     from lambdas.endpoint.handler import handler as endpoint_handler
 
     sagemaker = cloud.session.client("sagemaker", endpoint_url=cloud.endpoint)
@@ -345,7 +354,7 @@ def test_cancel_releases_the_endpoint_a_stopped_execution_cannot(cloud, api):
     os.environ["SPOTBOT_STATE_MACHINE_ARN"] = waiting
     os.environ["SPOTBOT_SAGEMAKER_ROLE_ARN"] = f"arn:aws:iam::{ACCOUNT}:role/spotbot"
     try:
-        api_handler.cloud_jobs.cache_clear()
+        new_api_container()
         status, submitted = api("POST", "/jobs", {"source": "s3://assets/byob/", "bot": "my-classifier", "job_id": "held-1"})
         assert status == 202, submitted
         ensured = endpoint_handler({"action": "ensure", "job_id": "held-1", "bot": "my-classifier"}, moto_bridges.FakeContext("e"))
@@ -356,7 +365,7 @@ def test_cancel_releases_the_endpoint_a_stopped_execution_cannot(cloud, api):
     finally:
         os.environ["SPOTBOT_STATE_MACHINE_ARN"] = cloud.state_machine
         os.environ.pop("SPOTBOT_SAGEMAKER_ROLE_ARN", None)
-        api_handler.cloud_jobs.cache_clear()
+        new_api_container()
 
 
 def test_resume_finishes_a_failed_job_tagging_only_what_is_missing(cloud, api):

@@ -117,6 +117,13 @@ def start_execution(name: str) -> str:
     return arn
 
 
+def endpoint_of_a_live_job(index: OpenSearchTagIndex, job_id: str = "job-1") -> str:
+    """The registered bot's endpoint, ensured for a running job: its name."""
+    register(index)
+    index.save_job(job(job_id))
+    return ensure(job_id)["endpoint_name"]
+
+
 def ensure(job_id: str, bot: str = "my-detector", model_version: str | None = None) -> dict[str, Any]:
     return call(endpoint_handler, {"action": "ensure", "job_id": job_id, "bot": bot, "model_version": model_version})
 
@@ -140,6 +147,8 @@ def endpoints(sagemaker) -> list[str]:
 
 
 def assert_gone(sagemaker, name: str) -> None:
+    """No endpoint is left, and `name`'s endpoint, config and model are deleted."""
+    assert endpoints(sagemaker) == []
     for call_, key in (
         (sagemaker.describe_endpoint, "EndpointName"),
         (sagemaker.describe_endpoint_config, "EndpointConfigName"),
@@ -264,9 +273,7 @@ def test_describe_reports_the_endpoint_status(index, sagemaker):
 
 
 def test_release_keeps_an_endpoint_another_running_job_uses(index, sagemaker):
-    register(index)
-    index.save_job(job("job-1"))
-    name = ensure("job-1")["endpoint_name"]
+    name = endpoint_of_a_live_job(index)
     index.save_job(job("job-2"))  # the same bot: the same endpoint
     index.save_job(job("job-3", status=JobStatus.SUBMITTED))
     index.save_job(job("job-4", status=JobStatus.COMPLETED))  # finished: not a user
@@ -279,17 +286,13 @@ def test_release_keeps_an_endpoint_another_running_job_uses(index, sagemaker):
     index.save_job(job("job-2", status=JobStatus.COMPLETED))
     index.save_job(job("job-3", status=JobStatus.CANCELLED))
     assert release("job-1", name) == {"released": True, "in_use_by": []}
-    assert endpoints(sagemaker) == []
     assert_gone(sagemaker, name)
 
 
 def test_release_alone_deletes_and_twice_is_harmless(index, sagemaker):
-    register(index)
-    index.save_job(job("job-1"))
-    name = ensure("job-1")["endpoint_name"]
+    name = endpoint_of_a_live_job(index)
     assert release("job-1", name) == {"released": True, "in_use_by": []}
     assert_gone(sagemaker, name)
-    assert endpoints(sagemaker) == []
     assert release("job-1", name) == {"released": False, "in_use_by": []}  # the failure path may release twice
     assert release("job-1", None) == {"released": False, "in_use_by": []}  # an in-container bot
     with pytest.raises(ValueError, match="spotbot"):
@@ -309,7 +312,7 @@ def test_release_waits_for_an_endpoint_still_settling(index, sagemaker, monkeypa
     name = ensure("job-1")["endpoint_name"]
     from lambdas.endpoint import handler as module
 
-    endpoints_ = module._connect(module.load_role(module.EndpointStepSettings).model_dump_json())
+    endpoints_ = module._connect()
     sagemaker_client = endpoints_.host.client
     real = sagemaker_client.describe_endpoint
     monkeypatch.setattr(sagemaker_client, "describe_endpoint", lambda **kw: real(**kw) | {"EndpointStatus": "Creating"})
@@ -398,19 +401,14 @@ def test_finalize_an_unknown_job_raises(index, s3):
 
 
 def test_the_failure_path_releases_by_job_id_alone(index, sagemaker):
-    register(index)
-    index.save_job(job("job-1"))
-    name = ensure("job-1")["endpoint_name"]
+    name = endpoint_of_a_live_job(index)
     assert index.get_job("job-1").endpoint_name == name  # recorded at ensure time
     assert call(endpoint_handler, {"action": "release", "job_id": "job-1"}) == {"released": True, "in_use_by": []}
-    assert endpoints(sagemaker) == []
     assert_gone(sagemaker, name)
 
 
 def test_an_execution_stopped_in_the_console_pins_no_endpoint(index, sagemaker):
-    register(index)
-    index.save_job(job("job-1"))
-    name = ensure("job-1")["endpoint_name"]
+    name = endpoint_of_a_live_job(index)
     dead = job("job-dead")
     index.save_job(dead)
     assert ensure("job-dead")["endpoint_name"] == name

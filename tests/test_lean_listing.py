@@ -5,10 +5,10 @@ from __future__ import annotations
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from spotbot.adapters.s3.lean_listing import LeanListingClient, parse_list_page
 from spotbot.adapters.s3.listing import SourceNotFoundError, list_source
+from tests.conftest import MOTO_CREDENTIALS, start_moto_server
 
 KEYS = [f"photos/a{i % 7}/{i:05d}.jpg" for i in range(1_100)] + [
     "photos/with space.jpg", "photos/a+b=c&d.jpg", "photos/中文 照片.JPG", "photos/x%20y.jpg", "photos/folder/", "top.jpg"]  # fmt: skip
@@ -17,12 +17,9 @@ KEYS = [f"photos/a{i % 7}/{i:05d}.jpg" for i in range(1_100)] + [
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     mp = pytest.MonkeyPatch()
-    for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in MOTO_CREDENTIALS.items():
         mp.setenv(name, value)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    url = f"http://{host}:{port}"
+    moto, url = start_moto_server()
     s3 = boto3.client("s3", endpoint_url=url)
     s3.create_bucket(Bucket="lean-assets")
     for key in KEYS:

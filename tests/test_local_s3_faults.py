@@ -8,21 +8,16 @@ import threading
 from pathlib import Path
 
 import boto3
-from moto.server import ThreadedMotoServer
 
-from tests.conftest import run_spotbot
+from tests.conftest import MOTO_CREDENTIALS as CREDENTIALS, run_spotbot, start_moto_server
 from tests.test_local_faults import job_json, start_spotbot, wait_for_done
 from tests.test_s3_source import aws_credentials  # noqa: F401 - a fixture
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 FAST = {"SPOTBOT_S3_CONNECT_TIMEOUT_SECONDS": "1", "SPOTBOT_S3_READ_TIMEOUT_SECONDS": "1", "SPOTBOT_S3_MAX_ATTEMPTS": "2"}
 
 
 def test_an_s3_outage_mid_run_stops_the_job_and_a_resume_tags_each_asset_once(tmp_path: Path, aws_credentials):
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    server, endpoint = start_moto_server()
     s3 = boto3.client("s3", endpoint_url=endpoint)
     s3.create_bucket(Bucket="assets")
     s3.create_bucket(Bucket="out")
@@ -45,8 +40,7 @@ def test_an_s3_outage_mid_run_stops_the_job_and_a_resume_tags_each_asset_once(tm
     assert status["status"] == "FAILED" and "S3 is unavailable" in status["error"]
     assert status["counts"]["failed"] == 0, "an outage was blamed on the assets"
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)  # moto keeps its buckets in this process
-    server.start()
+    server, _ = start_moto_server(int(endpoint.rsplit(":", 1)[1]))  # moto keeps its buckets in this process
     try:
         resumed = json.loads(run_spotbot(home, *args, "--json", **env).stdout)
         assert resumed["job"]["status"] == "COMPLETED" and resumed["job"]["counts"]["done"] == 150

@@ -8,23 +8,18 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from spotbot.adapters.s3.assets import S3AssetStore, parse_s3_uri
 from spotbot.services.decoding import AssetError
 from spotbot.domain import NotFoundError
-from tests.conftest import read_parts, run_spotbot
+from tests.conftest import MOTO_CREDENTIALS, read_parts, run_spotbot, start_moto_server
 
 ODD_KEYS = ["reviews/with space.txt", "reviews/中文 评论.txt", "reviews/a+b=c.txt", "reviews/deep/er/x%20y.TXT"]
 
 
 @pytest.fixture
 def aws_credentials(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
+    for name, value in MOTO_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
 
 
@@ -65,11 +60,8 @@ def test_scan_pages_filters_and_reads(aws_credentials):
 
 
 def test_tag_an_s3_prefix_end_to_end(tmp_path: Path, aws_credentials):
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
+    server, endpoint = start_moto_server()
     try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
         s3 = boto3.client("s3", endpoint_url=endpoint)
         s3.create_bucket(Bucket="assets")
         keys = [f"reviews/{i // 100}/{i:05d}.txt" for i in range(1_050)] + ODD_KEYS
@@ -77,12 +69,7 @@ def test_tag_an_s3_prefix_end_to_end(tmp_path: Path, aws_credentials):
             s3.put_object(Bucket="assets", Key=key, Body=f"{key}\n很好".encode())
 
         home, out = tmp_path / "home", tmp_path / "out"
-        env = {
-            "SPOTBOT_S3_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
+        env = {"SPOTBOT_S3_ENDPOINT_URL": endpoint, **MOTO_CREDENTIALS}
         args = ["tag", "s3://assets/reviews/", "--bot", "tests.support_bots:LengthBot", "--out", str(out), "--json"]
         result = json.loads(run_spotbot(home, *args, "--job-id", "s3job", **env).stdout)
         assert result["job"]["status"] == "COMPLETED"

@@ -36,6 +36,7 @@ from spotbot.adapters.s3.listing import (
 from spotbot.entrypoints.steps import parse_event
 from spotbot.adapters.s3.scan import BUILTIN_FILE_TYPES, ScanRequest, ScanRequestError, scan_assets
 from spotbot.settings import Settings
+from tests.conftest import MOTO_CREDENTIALS
 from tests.moto_bridges import FakeContext as LambdaContext
 
 SOURCE = "assets"
@@ -74,11 +75,7 @@ class FakeContext(LambdaContext):
 @pytest.fixture(scope="module")
 def moto_endpoint(moto_url):
     with pytest.MonkeyPatch.context() as mp:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
+        for name, value in MOTO_CREDENTIALS.items():
             mp.setenv(name, value)
         endpoint = moto_url
         mp.setenv("AWS_ENDPOINT_URL", endpoint)

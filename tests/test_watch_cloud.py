@@ -13,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from lambdas.api.handler import app
+from lambdas.api.settings import api_settings
 from lambdas.api.watches import watch_services
 from spotbot.entrypoints import watch_consumer as consumer
 from spotbot.adapters.opensearch.index import OpenSearchTagIndex
@@ -58,7 +59,8 @@ def aws(tmp_path: Path, monkeypatch, osmem_clone) -> Any:
         index = OpenSearchTagIndex.connect(osmem_clone.url, sigv4=False)
         index.ensure_indices()
         registry, watch_queue = watch_adapters(Settings())
-        app.dependency_overrides[watch_services] = lambda: (registry, watch_queue, index, Settings())
+        app.dependency_overrides[watch_services] = lambda: (registry, watch_queue, index)
+        app.dependency_overrides[api_settings] = lambda: Settings()
         yield {"s3": s3, "sqs": sqs, "queue": queue, "dlq": dlq, "index": index, "log": tmp_path / "predicted.log"}
         app.dependency_overrides.clear()
         index.close()

@@ -8,32 +8,22 @@ does not run the bot. The answer is spotbot.services.estimate.JobEstimate.as_dic
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Depends, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from lambdas.api.settings import ApiSettingsDep
 from lambdas.api.shapes import errors, json_answer
 from spotbot.domain import AssetRef, BadInputError, NotFoundError
 from spotbot.services import grants
 from spotbot.services.cloud_requests import BOT_NAME_PATTERN, S3_URI_SCHEMA, InvalidRequest, check_s3_uri
 from spotbot.services.estimate import EstimateRequest, estimate_job, load_bot_profiles, load_price_table
-from spotbot.settings import ApiSettings, load_role
 
 router = Router()
-
-
-@functools.cache
-def estimate_settings() -> ApiSettings:
-    """The API's settings (granted sources, the S3 endpoint, the listing bound); tests override it."""
-    return load_role(ApiSettings)
-
-
-SettingsDep = Annotated[ApiSettings, Depends(estimate_settings)]
 
 
 class EstimateBody(BaseModel):
@@ -111,7 +101,7 @@ class _AtMost:
     summary="Estimate a job's cost before it runs: assets, vCPU-hours, Spot and on-demand, the managed API beside it",
     responses={200: json_answer(EstimateAnswer, "The estimate"), **errors(400)},
 )
-def create_estimate(body: Annotated[EstimateBody, Body()], settings: SettingsDep):
+def create_estimate(body: Annotated[EstimateBody, Body()], settings: ApiSettingsDep):
     from spotbot.adapters.wiring import open_asset_store
 
     grants.check_source(settings, body.source)

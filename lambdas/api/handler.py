@@ -6,7 +6,8 @@ shapes and the OpenAPI document's statuses are lambdas.api.shapes'; the work is 
 (submission, cloud_jobs, bot_registry, pages). Every error is JSON naming the field at fault, each
 domain error its status: 400, 403, 404, 405, 409, 415, 503. The caller is the request's IAM principal.
 The index and AWS clients are built once per container by `cloud_jobs()`, a Powertools dependency:
-tests swap it with `app.dependency_overrides[cloud_jobs] = lambda: their_cloud_jobs`.
+tests swap it with `app.dependency_overrides[cloud_jobs] = lambda: their_cloud_jobs`. Every router's
+settings come from one dependency, lambdas.api.settings' `api_settings()`.
 """
 
 import functools
@@ -36,7 +37,7 @@ from spotbot.services import cloud_jobs as service
 from spotbot.services import submission as submission_flow
 from spotbot.services.cloud_jobs import CloudJobs
 from spotbot.services.cloud_requests import BOT_NAME_PATTERN, BotRegistration, InvalidRequest, JobSubmission
-from spotbot.settings import ApiSettings, load_role
+from lambdas.api.settings import ApiSettings, api_settings  # noqa: F401 -- ApiSettings: the role this Lambda loads
 
 SERVICE = "spotbot-api"
 logger = Logger(service=SERVICE, name="%(name)s")  # each line says which logger wrote it (spotbot.services.cloud_jobs, ...)
@@ -51,7 +52,7 @@ copy_config_to_registered_loggers(source_logger=logger, include={"spotbot"})  # 
 @functools.cache
 def cloud_jobs() -> CloudJobs:
     """The index and AWS clients, built on first use and kept for the container's life."""
-    return open_cloud_jobs(load_role(ApiSettings))
+    return open_cloud_jobs(api_settings())
 
 
 Jobs = Annotated[CloudJobs, Depends(cloud_jobs)]

@@ -20,12 +20,12 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import Field
 
+from lambdas.api.settings import api_settings
 from lambdas.api.shapes import errors, json_answer
 from spotbot.domain import BadInputError, NotFoundError
 from spotbot.domain.reviews import MAX_REVIEWER_CHARS, Decision
 from spotbot.services.cloud_requests import InvalidRequest
 from spotbot.services.reviews import ReviewService
-from spotbot.settings import ApiSettings, load_role
 
 router = Router()
 RECORD_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -37,7 +37,7 @@ def review_service() -> ReviewService:
     from spotbot.adapters.opensearch.reviews import OpenSearchReviewStore
     from spotbot.adapters.wiring import open_cloud_index
 
-    store = OpenSearchReviewStore(open_cloud_index(load_role(ApiSettings)))
+    store = OpenSearchReviewStore(open_cloud_index(api_settings()))
     store.ensure_index()
     return ReviewService(store)
 

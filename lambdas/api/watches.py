@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler import Depends, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
+from lambdas.api.settings import ApiSettingsDep, api_settings
 from lambdas.api.shapes import errors, json_answer
 from spotbot.domain import JOB_ID_PATTERN, BadInputError
 from spotbot.domain.watches import Watch
@@ -22,20 +23,19 @@ from spotbot.services.bots import UnknownBotError
 from spotbot.services.cloud_requests import InvalidRequest
 from spotbot.services import grants
 from spotbot.services.grants import default_output
-from spotbot.settings import ApiSettings, load_role
 
 router = Router()
 
 
 @functools.cache
-def watch_services() -> tuple[Any, Any, Any, ApiSettings]:
-    """(registry, queue, index, settings), built once per container; tests override it."""
+def watch_services() -> tuple[Any, Any, Any]:
+    """(registry, queue, index), built once per container from the API's settings; tests override it."""
     from spotbot.adapters.watch_wiring import watch_adapters
     from spotbot.adapters.wiring import open_cloud_index
 
-    settings = load_role(ApiSettings)
+    settings = api_settings()
     registry, queue = watch_adapters(settings)
-    return registry, queue, open_cloud_index(settings), settings
+    return registry, queue, open_cloud_index(settings)
 
 
 Services = Annotated[tuple, Depends(watch_services)]
@@ -51,8 +51,8 @@ def _answer(status: int, body: Any) -> Response:
     summary="Watch a prefix: tag each object created under it",
     responses={201: json_answer(Watch, "Watching (the same source and bot: the same watch)"), **errors(400)},
 )
-def create_watch(request: Annotated[service.WatchRequest, Body()], services: Services):
-    registry, _, _, settings = services
+def create_watch(request: Annotated[service.WatchRequest, Body()], services: Services, settings: ApiSettingsDep):
+    registry, _, _ = services
     grants.check_source(settings, request.source)  # the consumer may read only the buckets the stack grants
     try:
         watch = service.register_watch(request, registry, default_output(settings) or "")
@@ -69,7 +69,7 @@ def create_watch(request: Annotated[service.WatchRequest, Body()], services: Ser
     responses={200: json_answer(service.WatchStatus, "The watch and its figures"), **errors(400, 404)},
 )
 def get_watch(watch_id: WatchId, services: Services):
-    registry, queue, index, _ = services
+    registry, queue, index = services
     return _answer(200, service.watch_status(watch_id, registry, index, queue).model_dump(mode="json"))
 
 
@@ -79,6 +79,6 @@ def get_watch(watch_id: WatchId, services: Services):
     responses={204: {"description": "Unsubscribed"}, **errors(400, 404)},
 )
 def delete_watch(watch_id: WatchId, services: Services):
-    registry, _, _, _ = services
+    registry, _, _ = services
     service.unregister_watch(watch_id, registry)
     return Response(status_code=204)

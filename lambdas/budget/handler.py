@@ -6,29 +6,27 @@ POST /jobs/{id}/resume?max_cost=<a larger budget>.
 Input: the scheduled event (ignored); output `{"stopped": {job_id: cost_usd}}`.
 """
 
-import functools
 from typing import Any
 
 from spotbot.adapters.wiring import open_cloud_jobs
-from spotbot.entrypoints.steps import Step
+from spotbot.entrypoints.steps import Step, per_container
 from spotbot.services.estimate import load_price_table
 from spotbot.services.job_cost import CostBasis, stop_jobs_over_budget
-from spotbot.settings import BudgetWatchSettings, load_role
+from spotbot.settings import BudgetWatchSettings
 
 step = Step("spotbot-budget")
 logger = step.logger
 
 
-@functools.lru_cache(maxsize=4)
-def _connect(settings_json: str) -> Any:
-    """The index and control planes the cancel needs, built once per container."""
-    return open_cloud_jobs(BudgetWatchSettings.model_validate_json(settings_json))
+@per_container(BudgetWatchSettings)
+def _connect(settings: BudgetWatchSettings) -> tuple[BudgetWatchSettings, Any]:
+    """The settings, and the index and control planes the cancel needs, built once per container."""
+    return settings, open_cloud_jobs(settings)
 
 
 @step.handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    settings = load_role(BudgetWatchSettings)
-    jobs = _connect(settings.model_dump_json())
+    settings, jobs = _connect()
     basis = CostBasis(load_price_table(), endpoint_instance_type=settings.endpoint_instance_type)
     stopped = stop_jobs_over_budget(jobs, basis)
     for job_id, cost in stopped.items():

@@ -7,11 +7,10 @@ Input `{"action": "ensure", "job_id", "bot", "model_version", "tasks"?}` -> `{"r
 catches UnknownBotError, ModelError and EndpointRequestError by name, and retries EndpointBusyError.
 """
 
-import functools
 from typing import Any
 
 from spotbot.adapters.wiring import open_bot_endpoints
-from spotbot.entrypoints.steps import Step, parse_event
+from spotbot.entrypoints.steps import Step, parse_event, per_container
 from spotbot.services.endpoints import (
     REQUEST,
     BotEndpoints,
@@ -20,23 +19,23 @@ from spotbot.services.endpoints import (
     EnsureEndpoint,
     ReleaseEndpoint,
 )
-from spotbot.settings import EndpointStepSettings, load_role
+from spotbot.settings import EndpointStepSettings
 
 step = Step("spotbot-endpoint")
 logger = step.logger
 
 
-@functools.lru_cache(maxsize=4)
-def _connect(settings_json: str) -> BotEndpoints:
+@per_container(EndpointStepSettings)
+def _connect(settings: EndpointStepSettings) -> BotEndpoints:
     """The SageMaker and Step Functions clients and the index, built once per container."""
-    return open_bot_endpoints(EndpointStepSettings.model_validate_json(settings_json))
+    return open_bot_endpoints(settings)
 
 
 @step.handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = parse_event(REQUEST, event, step="endpoint", error=EndpointRequestError)
     logger.append_keys(action=request.action, job_id=getattr(request, "job_id", None))  # describe has none
-    endpoints = _connect(load_role(EndpointStepSettings).model_dump_json())
+    endpoints = _connect()
     match request:
         case EnsureEndpoint():
             output = endpoints.ensure(request.job_id, request.bot, request.model_version, tasks=request.tasks).as_output()

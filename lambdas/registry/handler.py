@@ -7,7 +7,6 @@ and which version the bot's next job will use. Nothing is written: the registry 
 every job, so this is the record of the upload, not a step the registry depends on.
 """
 
-import functools
 from typing import Any
 from urllib.parse import unquote
 
@@ -17,18 +16,17 @@ from aws_lambda_powertools.metrics import MetricUnit
 from spotbot.adapters.s3.assets import parse_s3_uri
 from spotbot.services.models import ARCHIVE, ModelError
 from spotbot.adapters.wiring import open_model_registry
-from spotbot.entrypoints.steps import Step
-from spotbot.settings import RegistrySettings, load_role
+from spotbot.entrypoints.steps import Step, per_container
+from spotbot.settings import RegistrySettings
 
 step = Step("spotbot-registry")
 logger = step.logger
 metrics = Metrics(namespace="SpotTaggingBot", service="spotbot-registry")
 
 
-@functools.lru_cache(maxsize=4)
-def _registry(settings_json: str) -> tuple[Any, str, str]:
+@per_container(RegistrySettings)
+def _registry(settings: RegistrySettings) -> tuple[Any, str, str]:
     """The registry over the configured store, with the store's bucket and key prefix."""
-    settings = RegistrySettings.model_validate_json(settings_json)
     registry, _ = open_model_registry(settings)
     bucket, prefix = parse_s3_uri(settings.models)
     return registry, bucket, (prefix.rstrip("/") + "/") if prefix else ""
@@ -47,7 +45,7 @@ def archive_of(key: str, prefix: str) -> tuple[str, str] | None:
 @step.handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    registry, bucket, prefix = _registry(load_role(RegistrySettings).model_dump_json())
+    registry, bucket, prefix = _registry()
     detail = event.get("detail") or {}
     key = unquote(detail.get("object", {}).get("key", ""))
     found = archive_of(key, prefix) if detail.get("bucket", {}).get("name") == bucket else None

@@ -7,26 +7,24 @@ and TooManyShardsError by name; a budgeted job estimated over its max_cost fails
 once the scan is done (the Catch releases its endpoint and records the error).
 """
 
-import functools
 from typing import Any
 
 from spotbot.adapters.s3.lean_listing import LeanListingClient
 from spotbot.adapters.s3.listing import listing_s3_client
 from spotbot.adapters.wiring import open_cloud_index
-from spotbot.entrypoints.steps import Step, parse_event
+from spotbot.entrypoints.steps import Step, parse_event, per_container
 from spotbot.adapters.s3.scan import ScanRequest, ScanRequestError, scan_assets
 from spotbot.services.estimate import load_bot_profiles, load_price_table
 from spotbot.services.job_cost import refuse_planned_over_budget
-from spotbot.settings import ScannerSettings, load_role
+from spotbot.settings import ScannerSettings
 
 step = Step("spotbot-scanner")
 logger = step.logger
 
 
-@functools.lru_cache(maxsize=4)
-def _connect(settings_json: str) -> tuple[ScannerSettings, Any, Any, Any]:
+@per_container(ScannerSettings)
+def _connect(settings: ScannerSettings) -> tuple[ScannerSettings, Any, Any, Any]:
     """The S3 clients and the index, built once per container (keyed by the settings they come from)."""
-    settings = ScannerSettings.model_validate_json(settings_json)
     s3 = listing_s3_client(settings.s3_endpoint_url, max_pool_connections=8)  # manifests and work state
     lister = LeanListingClient(settings.s3_endpoint_url, settings.region, max_pool_connections=settings.scan_parallelism + 8)
     index = open_cloud_index(settings)
@@ -38,7 +36,7 @@ def _connect(settings_json: str) -> tuple[ScannerSettings, Any, Any, Any]:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = parse_event(ScanRequest, event, step="scan", error=ScanRequestError)
     logger.append_keys(job_id=request.job_id)
-    settings, s3, lister, index = _connect(load_role(ScannerSettings).model_dump_json())
+    settings, s3, lister, index = _connect()
     result = scan_assets(
         request,
         settings,

@@ -9,6 +9,7 @@ reached (5xx, network, no credentials).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any, Optional
 
 import typer
@@ -68,6 +69,25 @@ def _print_json(payload: Any) -> None:
     print(json.dumps(payload, ensure_ascii=False))
 
 
+def _ask(api: str, region: str | None, request: Callable[[ApiClient], Any], as_json: bool = False) -> Any:
+    """The API's answer to `request` (an error ends the command, with its exit code). With --json the answer
+    is printed as it came and None returned: the command shows nothing more."""
+    client = _client(api, region)
+    answer = _call(lambda: request(client))
+    if as_json:
+        _print_json(answer)
+        return None
+    return answer
+
+
+def _detail_table(title: str) -> Table:
+    """One job's fields, a row each: name in bold, the value folded to fit."""
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    return table
+
+
 def submit(
     source: Annotated[str, typer.Argument(help="The assets to tag: s3://bucket/prefix")],
     bot: Annotated[str, typer.Option("--bot", "-b", help="A built-in bot or a registered one (see `spotbot cloud bots`)")],
@@ -89,9 +109,10 @@ def submit(
     as_json: JsonOption = False,
 ) -> None:
     """Start a tagging job in AWS: one Step Functions execution, Spot workers on AWS Batch."""
-    client = _client(api, region)
-    accepted = _call(
-        lambda: client.submit(
+    accepted = _ask(
+        api,
+        region,
+        lambda client: client.submit(
             source,
             bot,
             output,
@@ -102,14 +123,12 @@ def submit(
             idempotency_key=idempotency_key,
             max_cost=max_cost,
             full=full,
-        )
+        ),
+        as_json,
     )
-    if as_json:
-        _print_json(accepted)
+    if accepted is None:
         return
-    table = Table(title=f"Job {accepted['job_id']}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
+    table = _detail_table(f"Job {accepted['job_id']}")
     table.add_row("status", _status_text(accepted["status"]))
     table.add_row("status URL", accepted["status_url"])
     table.add_row("execution", accepted.get("execution_arn") or "-")
@@ -125,16 +144,12 @@ def status_remote(
     as_json: JsonOption = False,
 ) -> None:
     """A job in AWS: status, counts, labels and its Step Functions execution."""
-    client = _client(api, region)
-    job = _call(lambda: client.status(job_id))
-    if as_json:
-        _print_json(job)
+    job = _ask(api, region, lambda client: client.status(job_id), as_json)
+    if job is None:
         return
     counts = job.get("counts") or {}
     execution = job.get("execution") or {}
-    table = Table(title=f"Job {job['job_id']}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
+    table = _detail_table(f"Job {job['job_id']}")
     table.add_row("status", _status_text(job["status"]))
     table.add_row("bot", f"{job['bot']} ({job.get('model_version') or '-'})")
     table.add_row("source", job["source"])
@@ -161,10 +176,8 @@ def jobs_remote(
     as_json: JsonOption = False,
 ) -> None:
     """The jobs in AWS, newest first."""
-    client = _client(api, region)
-    listed = _call(lambda: client.jobs(limit))
-    if as_json:
-        _print_json(listed)
+    listed = _ask(api, region, lambda client: client.jobs(limit), as_json)
+    if listed is None:
         return
     table = Table("job", "bot", "status", "done", "failed", "total", "created", "source")
     for job in listed:
@@ -189,10 +202,8 @@ def cancel_remote(
     as_json: JsonOption = False,
 ) -> None:
     """Cancel a job in AWS: stop its execution and its Batch jobs; what it tagged so far stays."""
-    client = _client(api, region)
-    job = _call(lambda: client.cancel(job_id))
-    if as_json:
-        _print_json(job)
+    job = _ask(api, region, lambda client: client.cancel(job_id), as_json)
+    if job is None:
         return
     terminated = job.get("terminated_batch_jobs") or []
     out.print(
@@ -210,10 +221,8 @@ def resume_remote(
     as_json: JsonOption = False,
 ) -> None:
     """Resume a job in AWS: a new execution tags only what is missing (what is done stays done)."""
-    client = _client(api, region)
-    job = _call(lambda: client.resume(job_id, max_cost))
-    if as_json:
-        _print_json(job)
+    job = _ask(api, region, lambda client: client.resume(job_id, max_cost), as_json)
+    if job is None:
         return
     out.print(f"job {job['job_id']} {job['status']}; execution {job.get('execution_arn') or '-'}", highlight=False)
     err.print(f"follow it: spotbot cloud status {job['job_id']}", highlight=False)
@@ -234,10 +243,10 @@ def search_remote(
     from spotbot.domain import Tag
     from spotbot.domain.units import where_found
 
-    client = _client(api, region)
-    page = _call(lambda: client.search(query, bot=bot, label=label, job=job, limit=limit, after=after))
-    if as_json:
-        _print_json(page)
+    page = _ask(
+        api, region, lambda client: client.search(query, bot=bot, label=label, job=job, limit=limit, after=after), as_json
+    )
+    if page is None:
         return
     if not page["items"]:
         err.print("no tags match")
@@ -260,10 +269,8 @@ def bots_remote(
     as_json: JsonOption = False,
 ) -> None:
     """The bots a cloud job can use: built in, and registered (bring your own: POST /bots)."""
-    client = _client(api, region)
-    listed = _call(client.bots)
-    if as_json:
-        _print_json(listed)
+    listed = _ask(api, region, lambda client: client.bots(), as_json)
+    if listed is None:
         return
     table = Table("bot", "file types", "runtime", "image / model version")
     for bot in listed:

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from spotbot.entrypoints.cli.cloud import ApiOption, JsonOption, RegionOption, _call, _client, _print_json, out
+from spotbot.entrypoints.cli.cloud import ApiOption, JsonOption, RegionOption, _ask, out
 
 watch_app = typer.Typer(
     name="watch", help="Tag what arrives under an S3 prefix, as it arrives: add, status, remove.",
@@ -25,11 +25,9 @@ def add_watch(
     as_json: JsonOption = False,
 ) -> None:
     """Subscribe a prefix: each object created under it is tagged (the same source and bot twice: one watch)."""
-    client = _client(api, region)
     body = {"source": source, "bot": bot, "model_version": model_version, "incremental": not full}
-    watch = _call(lambda: client.request("POST", "/watches", body=body))
-    if as_json:
-        _print_json(watch)
+    watch = _ask(api, region, lambda client: client.request("POST", "/watches", body=body), as_json)
+    if watch is None:
         return
     out.print(f"watch {watch['watch_id']}: {watch['source']} with {watch['bot']} -> {watch['output']}/{watch['watch_id']}/",
               highlight=False)  # fmt: skip
@@ -43,10 +41,8 @@ def watch_status(
     as_json: JsonOption = False,
 ) -> None:
     """A watch's counts, the queue's lag (age of the oldest event) and its dead letters."""
-    client = _client(api, region)
-    shown = _call(lambda: client.request("GET", f"/watches/{watch_id}"))
-    if as_json:
-        _print_json(shown)
+    shown = _ask(api, region, lambda client: client.request("GET", f"/watches/{watch_id}"), as_json)
+    if shown is None:
         return
     c, lag = shown["counts"], shown.get("lag_seconds")
     out.print(
@@ -64,6 +60,5 @@ def remove_watch(
     region: RegionOption = None,
 ) -> None:
     """Unsubscribe: objects created from now on are not tagged; what was tagged stays."""
-    client = _client(api, region)
-    _call(lambda: client.request("DELETE", f"/watches/{watch_id}"))
+    _ask(api, region, lambda client: client.request("DELETE", f"/watches/{watch_id}"))
     out.print(f"watch {watch_id} removed", highlight=False)
