@@ -555,8 +555,8 @@ def test_an_estimate_lists_the_granted_source_and_prices_the_job(cloud, monkeypa
 
 
 def test_an_estimate_of_a_large_inventory_reads_a_share_of_it_and_extrapolates(cloud):
-    from lambdas.api.estimates import estimate_settings
     from lambdas.api.handler import app
+    from lambdas.api.settings import api_settings
     from tests.test_inventory import CSV_SCHEMA, csv_file
 
     s3 = boto3.client("s3", region_name=REGION)
@@ -574,11 +574,12 @@ def test_an_estimate_of_a_large_inventory_reads_a_share_of_it_and_extrapolates(c
     assert status == 200 and (whole["assets"], whole["bytes"]) == (12, 12 * 600), whole
     assert not any("extrapolated" in note for note in whole["notes"])
 
-    app.dependency_overrides[estimate_settings] = lambda: cloud.settings.model_copy(update={"estimate_max_keys": 3})
+    before = app.dependency_overrides.get(api_settings)
+    app.dependency_overrides[api_settings] = lambda: cloud.settings.model_copy(update={"estimate_max_keys": 3})
     try:
         status, part = call("POST", "/estimates", body=body)
     finally:
-        app.dependency_overrides.pop(estimate_settings, None)
+        app.dependency_overrides[api_settings] = before
     assert status == 200, part
     assert part["assets"] == pytest.approx(12, abs=1) and part["bytes"] == pytest.approx(12 * 600, rel=0.1)
     assert any("extrapolated" in note and "1 of the report's 4 data files" in note for note in part["notes"]), part["notes"]
