@@ -59,6 +59,18 @@ def run_spotbot(home: Path, *args: str, check: bool = True, **env: str) -> subpr
     return result
 
 
+def table_columns(output: str) -> list[str]:
+    """A Rich table's text column by column, folded lines joined and spaces dropped: a long value (a
+    path under a deep temporary folder, say) reads whole however narrow the table had to be."""
+    columns: list[str] = []
+    for line in output.splitlines():
+        for i, cell in enumerate(line.split("│")[1:-1]):
+            if i == len(columns):
+                columns.append("")
+            columns[i] += cell.replace(" ", "")
+    return columns
+
+
 def read_parts(job_dir: Path) -> list[dict]:
     records = []
     for part in sorted(job_dir.glob("part-*.jsonl")):

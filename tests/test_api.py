@@ -53,6 +53,7 @@ from tests.api_gateway import (  # noqa: F401 -- aws, settings and cloud are fix
     proxy_event,
     settings,
 )
+from tests.conftest import table_columns
 from tests.index_contract import T0, record
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -512,7 +513,8 @@ def test_spotbot_cloud_commands_end_to_end(cloud, api_url):
     tagged = record("s3://assets/photos/a.jpg", [Tag(label="text", score=0.9, text="欢迎光临")], job=job_id)
     cloud.index.record_outcomes([tagged], [], job_id)
     result = runner.invoke(cloud_app, ["search", "欢迎", "--job", job_id], env=env)
-    assert result.exit_code == 0 and "s3://assets/photos/a.jpg" in result.stdout and "text 0.90" in result.stdout
+    columns = table_columns(result.stdout)
+    assert result.exit_code == 0 and "s3://assets/photos/a.jpg" in columns[0] and "text0.90" in "".join(columns), result.stdout
     result = runner.invoke(cloud_app, ["bots"], env=env)
     assert result.exit_code == 0 and "scene-text" in result.stdout and "in-container" in result.stdout
     result = runner.invoke(cloud_app, ["cancel", job_id], env=env)
