@@ -55,7 +55,8 @@ def deciding_clause(text: str) -> str | None:
 
 _CLAUSE_BREAK = re.compile(r"[\s，,。.！!？?；;、~…]")
 _QUOTED = re.compile(r"[\"“”「」『』](.{1,8}?)[\"“”「」『』]")
-# words that begin with a negating character but negate nothing
+# words that hold a negating character but negate nothing (特别, 无比, 毫不犹豫 ...): a lexicon names its own
+# under "not_negating"; one without that list (v2 before issue #15's second pass) reads with this one
 _NOT_NEGATING = ("不过", "不但", "不仅", "不管", "不论", "不少", "不禁", "不断", "不久", "不得不", "不愧", "无论",
                  "没想到", "别的", "别人", "非常", "无限", "不由得", "莫名")
 NEGATION_WINDOW = 10  # characters before a sentiment word, within its clause, that can negate it
@@ -79,7 +80,7 @@ class ReviewReader:
         self._sign = dict(signs)
         self._words = _alternation(self._sign)  # longest first, so 不错 wins over 错
         self._negators = _alternation(self.lexicon.get("negator", []))
-        self._not_negating = _alternation(_NOT_NEGATING)
+        self._not_negating = _alternation(self.lexicon.get("not_negating", _NOT_NEGATING))
         self._kinds = {kind: _alternation(words) for kind, words in self.lexicon.items()}
 
     @classmethod

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bots.sentiment import CUE_NAMES, ReviewReader, ScoreCalibration, deciding_clause
+from bots.sentiment import _NOT_NEGATING, CUE_NAMES, ReviewReader, ScoreCalibration, deciding_clause
 from spotbot.adapters.model_stores import PackagedModelStore
 from spotbot.services.models import ModelRegistry
 from training.sentiment_data import (
@@ -32,7 +32,7 @@ CONSTRUCTED = {
     "no_clause": ["这台空调制冷快又安静", "不但便宜而且好用", "简直再好不过了", "颜色不错但是"],
     "negated": ["这双袜子一点都不舒服", "售后并不专业", "电池不是很耐用"],
     "double_negation": ["我不能说这家不干净", "没有一道菜是不好吃的"],
-    "negating_nothing": ["不过画面很精彩", "不但好看而且耐用"],
+    "negating_nothing": ["不过画面很精彩", "不但好看而且耐用", "这双拖鞋特别舒服", "无线充电很方便", "毫不犹豫地推荐给了朋友"],
 }
 
 
@@ -79,6 +79,14 @@ def test_a_double_negation_reads_positive(reader, text):
 @pytest.mark.parametrize("text", CONSTRUCTED["negating_nothing"])
 def test_不过_and_不但_negate_nothing(reader, text):
     assert signs(reader, text) and all(sign > 0 for sign in signs(reader, text))
+
+
+def test_a_lexicon_names_its_words_that_negate_nothing_and_an_older_one_reads_as_before():
+    words = {"positive": ["舒服"], "negator": ["不", "别"]}
+    assert signs(ReviewReader(words), "不过很舒服") == [1.0]  # no list of its own: the built-in one
+    assert signs(ReviewReader(words), "特别舒服") == [-1.0]  # ... which a version trained on it keeps
+    assert signs(ReviewReader({**words, "not_negating": ["特别"]}), "特别舒服") == [1.0]
+    assert set(_NOT_NEGATING) <= set(json.loads(LEXICON_PATH.read_text(encoding="utf-8"))["not_negating"])
 
 
 def test_negation_stops_at_the_clause_boundary(reader):
