@@ -7,10 +7,12 @@ fields reordered, CDATA, character references, comments); `parse_list_page` must
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from unittest import mock
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,3 +89,12 @@ def test_a_page_with_an_item_short_of_a_field_is_read_by_expat():
             b"<Contents><Key>b.jpg</Key><ETag>&quot;e&quot;</ETag><Size>2</Size></Contents></ListBucketResult>")  # fmt: skip
     page = parse_list_page(body)
     assert page["Contents"] == [{"Key": "a.jpg", "ETag": "", "Size": 1}, {"Key": "b.jpg", "ETag": '"e"', "Size": 2}]
+
+
+def test_a_page_with_an_entity_xml_does_not_define_is_refused_as_expat_refuses_it():
+    body = (b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><IsTruncated>false</IsTruncated>'
+            b"<Contents><Key>a&nbsp;b.jpg</Key><ETag>&quot;e&quot;</ETag><Size>2</Size></Contents></ListBucketResult>")  # fmt: skip
+    with pytest.raises(ET.ParseError):
+        parse_list_page_with_expat(body)
+    with pytest.raises(ET.ParseError):
+        parse_list_page(body)

@@ -81,7 +81,7 @@ class LeanListingClient:
 
 # S3 writes a Contents item as Key, LastModified, ETag, ..., Size, ... (the order of its API model); one
 # regex, run in C over the whole page, reads the three fields. A page it cannot account for item by
-# item (another order, a missing field, an entity it does not know) is read by expat instead.
+# item (another order, a missing field, a comment or CDATA, an entity XML does not define) is read by expat.
 _ITEM = re.compile(r"<Contents>\s*<Key>([^<]*)</Key>.*?<ETag>([^<]*)</ETag>.*?<Size>(\d+)</Size>", re.S)
 _FOLDER = re.compile(r"<CommonPrefixes>\s*<Prefix>([^<]*)</Prefix>\s*</CommonPrefixes>")
 _TRUNCATED = re.compile(r"<IsTruncated>\s*(true|false)\s*</IsTruncated>")
@@ -89,6 +89,7 @@ _TOKEN = re.compile(r"<NextContinuationToken>([^<]*)</NextContinuationToken>")
 _ENCODING = re.compile(r"<EncodingType>\s*url\s*</EncodingType>")
 _ENTITY = re.compile(r"&(?:(lt|gt|amp|quot|apos)|#([0-9]+)|#x([0-9a-fA-F]+));")
 _NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+_UNKNOWN = re.compile(r"&(?!(?:lt|gt|amp|quot|apos|#[0-9]+|#x[0-9a-fA-F]+);)")  # expat refuses it: let it say so
 
 
 def parse_list_page(body: bytes) -> dict[str, Any]:
@@ -98,7 +99,8 @@ def parse_list_page(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         return parse_list_page_with_expat(body)
     items, folders, truncated = _ITEM.findall(text), _FOLDER.findall(text), _TRUNCATED.search(text)
-    if truncated is None or len(items) != body.count(b"<Contents>") or len(folders) != body.count(b"<CommonPrefixes>") or b"<!" in body:
+    if truncated is None or len(items) != body.count(b"<Contents>") or len(folders) != body.count(b"<CommonPrefixes>") \
+            or b"<!" in body or _UNKNOWN.search(text):
         return parse_list_page_with_expat(body)  # not the page S3 writes (CDATA, comments, another order): read it as XML
     url = _ENCODING.search(text) is not None
 
