@@ -20,6 +20,7 @@ from spotbot.ports import ShardWork
 from spotbot.services.planning import add_assets
 from spotbot.services.shard import tag_shard
 from spotbot.settings import Settings
+from tests.conftest import MOTO_CREDENTIALS
 from tests.media_files import SLIDES
 
 FRAMES = "tests.support_bots:FrameBot"
@@ -28,8 +29,8 @@ EXPECTED = json.loads((SLIDES.parents[1] / "expected.json").read_text(encoding="
 
 @pytest.fixture
 def s3(monkeypatch, tmp_path):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                        "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}.items():  # fmt: skip
+    for name, value in {**MOTO_CREDENTIALS, "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}.items():  # fmt: skip
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():

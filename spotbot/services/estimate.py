@@ -8,6 +8,7 @@ dated table (spotbot/domain/prices_*.json) beside the managed API that does the 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -45,6 +46,7 @@ SCAN_ROUND_SECONDS = 600.0  # the scanner Lambda's time budget per round (Settin
 TEXT_SAMPLE = 20  # texts read to learn characters per byte, for the Comprehend comparison
 
 
+@functools.cache  # package data, read once per process: the step Lambdas price every invocation
 def load_price_table(name: str = PRICE_TABLE) -> PriceTable:
     return PriceTable.model_validate_json(resources.files("spotbot.domain").joinpath(name).read_text(encoding="utf-8"))
 

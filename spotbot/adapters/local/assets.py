@@ -75,33 +75,37 @@ class LocalAssetStore:
 
     def open_file(self, asset: AssetRef, max_bytes: int, spool_dir: Path) -> LocalFile:
         """The file itself (a video is decoded from it in place): checked as read() checks, not copied."""
-        if asset.etag == UNDECODABLE_NAME:
-            raise AssetError("the file name is not valid UTF-8 (shown with \\x escapes); rename the file to tag it")
+        _check_name(asset)
         try:
             info = os.stat(asset.uri)
         except OSError as error:
             raise AssetError(f"cannot read file: {error.strerror or error}") from error
-        if not stat_kinds.S_ISREG(info.st_mode):
-            raise AssetError("not a regular file (a pipe or device?)")
-        if info.st_size > max_bytes:
-            raise AssetError(too_large(info.st_size, max_bytes, "max_video_bytes"))
+        _check_file(info, max_bytes, "max_video_bytes")
         return LocalFile(path=Path(asset.uri), temporary=False)
 
     def read(self, asset: AssetRef, max_bytes: int) -> bytes:
-        if asset.etag == UNDECODABLE_NAME:
-            raise AssetError("the file name is not valid UTF-8 (shown with \\x escapes); rename the file to tag it")
+        _check_name(asset)
         try:
             # O_NONBLOCK: a file that became a pipe since the scan cannot block the open
             fd = os.open(asset.uri, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         except OSError as error:
             raise AssetError(f"cannot read file: {error.strerror or error}") from error
         with open(fd, "rb") as file:
-            info = os.fstat(fd)
-            if not stat_kinds.S_ISREG(info.st_mode):
-                raise AssetError("not a regular file (a pipe or device?)")
-            if info.st_size > max_bytes:
-                raise AssetError(too_large(info.st_size, max_bytes))
+            _check_file(os.fstat(fd), max_bytes, "max_asset_bytes")
             try:
                 return file.read(max_bytes + 1)
             except OSError as error:
                 raise AssetError(f"cannot read file: {error.strerror or error}") from error
+
+
+def _check_name(asset: AssetRef) -> None:
+    if asset.etag == UNDECODABLE_NAME:
+        raise AssetError("the file name is not valid UTF-8 (shown with \\x escapes); rename the file to tag it")
+
+
+def _check_file(info: os.stat_result, max_bytes: int, setting: str) -> None:
+    """A regular file of at most max_bytes (`setting` names the limit in the error)."""
+    if not stat_kinds.S_ISREG(info.st_mode):
+        raise AssetError("not a regular file (a pipe or device?)")
+    if info.st_size > max_bytes:
+        raise AssetError(too_large(info.st_size, max_bytes, setting))

@@ -98,10 +98,7 @@ class S3AssetStore:
         path = Path(name)
         try:
             with os.fdopen(handle, "wb") as file:
-                response = self._get(asset, key)
-                if response["ContentLength"] > max_bytes:
-                    response["Body"].close()
-                    raise AssetError(too_large(response["ContentLength"], max_bytes, "max_video_bytes"))
+                response = self._get(asset, key, max_bytes, "max_video_bytes")
                 try:
                     shutil.copyfileobj(response["Body"], file, 2**20)
                 except BotoCoreError as error:  # the connection broke mid-object: S3 is down, not the asset bad
@@ -111,10 +108,11 @@ class S3AssetStore:
             raise
         return LocalFile(path=path, temporary=True)
 
-    def _get(self, asset: AssetRef, key: str) -> Any:
+    def _get(self, asset: AssetRef, key: str, max_bytes: int, setting: str) -> Any:
+        """The object's GetObject response, its body unread; over max_bytes (`setting` names the limit): AssetError."""
         try:
             version_check = {"IfMatch": f'"{asset.etag}"'} if asset.etag not in ("", "*") else {}
-            return self.client.get_object(Bucket=self.bucket, Key=key, **version_check)
+            response = self.client.get_object(Bucket=self.bucket, Key=key, **version_check)
         except ClientError as error:
             if is_unavailable(error):
                 raise s3_unavailable(error, f"read {asset.uri}") from None
@@ -124,13 +122,14 @@ class S3AssetStore:
             raise AssetError(f"cannot read object: {code or error}") from error
         except BotoCoreError as error:  # no connection, a timeout, no credentials: S3 is down, not the asset bad
             raise s3_unavailable(error, f"read {asset.uri}") from None
+        if response["ContentLength"] > max_bytes:
+            response["Body"].close()
+            raise AssetError(too_large(response["ContentLength"], max_bytes, setting))
+        return response
 
     def read(self, asset: AssetRef, max_bytes: int) -> bytes:
         _, key = parse_s3_uri(asset.uri)
-        response = self._get(asset, key)
-        if response["ContentLength"] > max_bytes:
-            response["Body"].close()
-            raise AssetError(too_large(response["ContentLength"], max_bytes))
+        response = self._get(asset, key, max_bytes, "max_asset_bytes")
         try:
             return response["Body"].read()
         except BotoCoreError as error:  # the connection broke mid-object: S3 is down, not the asset bad

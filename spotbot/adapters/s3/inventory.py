@@ -99,13 +99,8 @@ class InventoryAssetStore:
             raise InventoryError(f"inventory data file {key} does not match its MD5 checksum in the manifest")
         return data
 
-    def _rows(self, manifest: dict[str, Any]) -> Iterator[tuple[str, str, str, str, str, str]]:
-        """(bucket, key, size, etag, is_latest, is_delete_marker) of every row, keys decoded."""
-        for entry in manifest["files"]:
-            yield from self._file_rows(manifest, entry)
-
     def _file_rows(self, manifest: dict[str, Any], entry: dict[str, Any]) -> Iterator[tuple[str, str, str, str, str, str]]:
-        """The rows of one data file of the report."""
+        """(bucket, key, size, etag, is_latest, is_delete_marker) of each row of one data file, keys decoded."""
         parquet = manifest["fileFormat"].upper() == "PARQUET"
         columns = [] if parquet else [c.lower() for c in _csv_columns(manifest["fileSchema"])]
         for name in ("bucket", "key", "size") if not parquet else ():
