@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from typing import Any
@@ -57,6 +59,20 @@ def run_spotbot(home: Path, *args: str, check: bool = True, **env: str) -> subpr
     if check and result.returncode != 0:
         raise AssertionError(f"spotbot {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def wait_for_done(home: Path, at_least: int, timeout: float = 60, poll: float = 0.1) -> int:
+    """Waits until a local job in `home` has at least `at_least` tasks DONE; returns how many it has."""
+    db, deadline, done = home / "index.sqlite3", time.monotonic() + timeout, 0
+    while time.monotonic() < deadline and done < at_least:
+        time.sleep(poll)
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+                done = conn.execute("SELECT COUNT(*) FROM tasks WHERE status = 'DONE'").fetchone()[0]
+        except sqlite3.OperationalError:
+            continue  # the index or its schema is not there yet
+    assert done >= at_least, "the job never got going"
+    return done
 
 
 def table_columns(output: str) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.conftest import REPO, read_parts, run_spotbot, spotbot_env, table_columns
+from tests.conftest import REPO, read_parts, run_spotbot, spotbot_env, table_columns, wait_for_done
 from tests.media_files import CONTRACT, SLIDES, bad_assets, image_pdf, text_pdf
 
 EXPECTED = json.loads((REPO / "samples" / "expected.json").read_text(encoding="utf-8"))
@@ -107,16 +107,8 @@ def test_resume_after_kill_9_mid_document_tags_each_document_once(tmp_path: Path
     env = spotbot_env(home, SPOTBOT_TEST_PREDICT_LOG=str(log), SPOTBOT_TEST_DELAY="0.03", SPOTBOT_WRITE_BATCH="1")
     process = subprocess.Popen([sys.executable, "-m", "spotbot", *args], cwd=REPO, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db, done_before = home / "index.sqlite3", 0
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and done_before < 6:
-        time.sleep(0.05)
-        try:
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
-                done_before = conn.execute("SELECT COUNT(*) FROM tasks WHERE status = 'DONE'").fetchone()[0]
-        except sqlite3.OperationalError:  # not created yet
-            pass
-    assert done_before >= 6, "the job never got going"
+    db = home / "index.sqlite3"
+    wait_for_done(home, 6, timeout=120, poll=0.05)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     with sqlite3.connect(db, timeout=30) as conn:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,27 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, read_parts, run_spotbot, spotbot_env
+from tests.conftest import REPO, read_parts, run_spotbot, spotbot_env, wait_for_done
 from tests.test_pipeline import assert_outputs_agree, write_reviews
 
 
 def start_spotbot(home: Path, *args: str, **env: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "spotbot", *args], cwd=REPO, env=spotbot_env(home, **env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_done(home: Path, at_least: int, timeout: float = 60) -> int:
-    db, deadline, done = home / "index.sqlite3", time.monotonic() + timeout, 0
-    while time.monotonic() < deadline and done < at_least:
-        time.sleep(0.1)
-        if db.exists():
-            try:
-                with sqlite3.connect(db, timeout=30) as conn:
-                    done = conn.execute("SELECT COUNT(*) FROM tasks WHERE status = 'DONE'").fetchone()[0]
-            except sqlite3.OperationalError:
-                continue  # the schema is not there yet
-    assert done >= at_least, "the job never got going"
-    return done
 
 
 def job_json(home: Path, job_id: str) -> dict:

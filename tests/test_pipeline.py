@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from spotbot.adapters.sqlite.index import SQLiteTagIndex
-from tests.conftest import REPO, read_parts, run_spotbot, spotbot_env
+from tests.conftest import REPO, read_parts, run_spotbot, spotbot_env, wait_for_done
 
 
 def write_reviews(folder: Path, n: int) -> list[Path]:
@@ -133,14 +133,7 @@ def test_resume_after_kill_9_loses_nothing_and_tags_nothing_twice(tmp_path: Path
     process = subprocess.Popen([sys.executable, "-m", "spotbot", *args], cwd=REPO, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = home / "index.sqlite3"
-    deadline = time.monotonic() + 120
-    done_before_kill = 0
-    while time.monotonic() < deadline and done_before_kill < 60:
-        time.sleep(0.1)
-        if db.exists():
-            with sqlite3.connect(db, timeout=30) as conn:
-                done_before_kill = conn.execute("SELECT COUNT(*) FROM tasks WHERE status = 'DONE'").fetchone()[0]
-    assert done_before_kill >= 60, "the job never got going"
+    wait_for_done(home, 60, timeout=120)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
 
