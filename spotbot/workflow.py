@@ -18,6 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import spotbot.adapters.s3.scan  # noqa: F401 - defines the scanner's errors, so permanent_error_names() lists them
+import spotbot.domain.pricing  # noqa: F401 - BudgetExceededError, the scan's last word on a budgeted job
+from spotbot.domain.errors import permanent_error_names
+
 RELEASE_AFTER_FAILURE = "Release the bot endpoint after a failure"
 CATCH_ALL = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": RELEASE_AFTER_FAILURE}]
 LAMBDA_RETRY = [
@@ -30,8 +34,11 @@ LAMBDA_RETRY = [
         "JitterStrategy": "FULL",
     }
 ]
-# The scanner is resumable (a retried call finds its own input again): retry its own errors too
+# The scanner is resumable (a retried call finds its own input again): retry its own errors too, but
+# not those a retry cannot mend (a missing bucket, a bad request, a job over its budget): the first
+# retrier that names an error decides, and MaxAttempts 0 sends it straight to the Catch.
 SCANNER_RETRY = LAMBDA_RETRY + [
+    {"ErrorEquals": permanent_error_names(), "MaxAttempts": 0},
     {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 10, "MaxAttempts": 3, "BackoffRate": 2.0, "JitterStrategy": "FULL"},
 ]
 ENDPOINT_RETRY = LAMBDA_RETRY + [

@@ -335,6 +335,7 @@ def test_a_scan_that_fails_beside_a_started_endpoint_leaves_no_endpoint(cloud, a
     assert execution["status"] == "FAILED"
     steps = [(i["function"], i["event"].get("action")) for i in cloud.invocations if i["event"].get("job_id") == "nosrc-1"]
     assert ("spotbot-endpoint", "release") in steps
+    assert steps.count(("spotbot-scanner", None)) == 1  # a missing bucket is not retried
     status, job = api("GET", "/jobs/nosrc-1")
     assert job["status"] == "FAILED" and "SourceNotFoundError" in job["error"]
     ensured = [i for i in cloud.invocations if i["event"].get("job_id") == "nosrc-1" and i["event"].get("action") == "ensure"]
@@ -410,6 +411,7 @@ def test_a_job_estimated_over_its_budget_fails_before_any_worker_starts(cloud, a
     assert len(cloud.batch_runs) == batch_runs  # no worker ran
     steps = [(i["function"], i["event"].get("action")) for i in cloud.invocations[before:]]
     assert steps[-2:] == [("spotbot-endpoint", "release"), ("spotbot-finalize", None)]
+    assert steps.count(("spotbot-scanner", None)) == 1  # one page, and a job over its budget is not scanned again
     status, job = api("GET", "/jobs/budget-1")
     assert job["status"] == "FAILED" and "BudgetExceededError" in job["error"] and "over its budget of $0" in job["error"]
     assert job["counts"]["pending"] == 3 and job["max_cost"] == 0

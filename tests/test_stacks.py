@@ -353,6 +353,11 @@ def test_lambda_steps_retry_transient_errors_and_the_scanner_its_own(resources):
     scan = top["Scan for the first assets"]["Retry"]
     assert "Lambda.ClientExecutionTimeoutException" in scan[0]["ErrorEquals"]
     assert scan[-1]["ErrorEquals"] == ["States.TaskFailed"] and scan[-1]["MaxAttempts"] >= 2
+    # ...but not what a retry cannot mend, named before States.TaskFailed (the first retrier that matches decides)
+    (never,) = [r for r in scan if r["MaxAttempts"] == 0]
+    assert scan.index(never) == len(scan) - 2
+    assert {"SourceNotFoundError", "ScanRequestError", "TooManyShardsError", "BudgetExceededError", "InventoryError"} <= set(never["ErrorEquals"])
+    assert not {"ScanError", "SourceAccessDeniedError", "UnavailableError"} & set(never["ErrorEquals"])  # may pass: retried
     for name in ("Finalize the job", "Release the bot endpoint", RELEASE_AFTER_FAILURE):
         assert "Lambda.ClientExecutionTimeoutException" in top[name]["Retry"][0]["ErrorEquals"], name
 

@@ -2,9 +2,10 @@
 
 Input `{"job_id", "bot", "source", "shard_size", "workers", "continuation", "file_types"?}`; output
 `{"job_id", "done", "continuation", "assets", "shards"}`. The state machine loops on `done`, passing
-`continuation` back in, and catches ScanRequestError, SourceNotFoundError, SourceAccessDeniedError
-and TooManyShardsError by name; a budgeted job estimated over its max_cost fails with BudgetExceededError
-once the scan is done (the Catch releases its endpoint and records the error).
+`continuation` back in. It retries the step's errors, except those a retry cannot mend
+(spotbot.domain.errors.permanent_error_names: ScanRequestError, SourceNotFoundError, TooManyShardsError,
+InventoryError ...); a budgeted job estimated over its max_cost fails with BudgetExceededError once the
+scan is done. The Catch releases the endpoint and records the error.
 """
 
 from typing import Any

@@ -41,3 +41,20 @@ class ConflictError(SpotbotError, ValueError):
 
 class UnavailableError(SpotbotError, RuntimeError):
     """A service we depend on is down, refusing or out of time: a job-level condition, never an asset's fault."""
+
+
+PERMANENT = (BadInputError, NotFoundError, ForbiddenError, ConflictError)
+
+
+def permanent_error_names() -> list[str]:
+    """The names of the errors defined so far that a retry cannot mend: bad input, not found, forbidden,
+    conflict, also where the class is an UnavailableError too (SourceNotFoundError is a ScanError). A
+    step Lambda's error is named by its class; the state machine retries none of these."""
+    found: set[str] = set()
+    pending: list[type] = [SpotbotError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if issubclass(cls, PERMANENT):
+            found.add(cls.__name__)
+    return sorted(found)

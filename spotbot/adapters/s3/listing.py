@@ -2,7 +2,8 @@
 
 How the key space is split is described in spotbot.adapters.s3.scan's docstring; here are the
 ranges (`KeyRange`), the split points and the bounded-thread-pool lister, and the errors a listing
-raises (the state machine catches them by name: a Lambda error's errorType is the class name).
+raises (a Lambda error's errorType is the class name: the state machine retries a ScanError, never a
+SourceNotFoundError).
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spotbot.adapters.s3.assets import parse_s3_uri
 from spotbot.adapters.s3.inventory import InventoryAssetStore, InventoryError, is_inventory_source  # noqa: F401
-from spotbot.adapters.s3.listing import (  # noqa: F401  (the step's errors, caught by name)
+from spotbot.adapters.s3.listing import (  # noqa: F401  (the step's errors, retried or not by name)
     KeyRange,
     ParallelLister,
     ScanError,
@@ -85,7 +85,7 @@ TOKEN_VERSION = 1
 BUILTIN_FILE_TYPES: dict[str, tuple[str, ...]] = {name: bot.file_types for name, bot in BUILTIN_CATALOGUE.items()}
 
 
-# errors: the state machine catches them by name (a Lambda error's errorType is the class name)
+# errors: the state machine retries by name (a Lambda error's errorType is the class name), never a bad request
 
 
 class ScanRequestError(ScanError, BadInputError):
