@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from pathlib import Path
 
 import boto3
 
-from tests.conftest import MOTO_CREDENTIALS as CREDENTIALS, run_spotbot, start_moto_server
-from tests.test_local_faults import job_json, start_spotbot, wait_for_done
+from spotbot.adapters.local.runner import STOP_GRACE_SECONDS
+from tests.conftest import MOTO_CREDENTIALS as CREDENTIALS, run_spotbot, start_moto_server, wait_for_done
+from tests.test_local_faults import job_json, start_spotbot
 from tests.test_s3_source import aws_credentials  # noqa: F401 - a fixture
 
 FAST = {"SPOTBOT_S3_CONNECT_TIMEOUT_SECONDS": "1", "SPOTBOT_S3_READ_TIMEOUT_SECONDS": "1", "SPOTBOT_S3_MAX_ATTEMPTS": "2"}
@@ -31,7 +33,10 @@ def test_an_s3_outage_mid_run_stops_the_job_and_a_resume_tags_each_asset_once(tm
     try:
         wait_for_done(home, 10)
         server.stop()
+        stopped = time.monotonic()
         _, stderr = process.communicate(timeout=90)
+        # the grace is for workers saving their batch; shards still queued have none, and are not waited for
+        assert time.monotonic() - stopped < STOP_GRACE_SECONDS, "the job sat out the stop grace after its workers had ended"
     finally:
         process.kill()
     assert process.returncode == 1 and "Traceback" not in stderr

@@ -17,6 +17,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -97,7 +98,7 @@ class LocalPoolRunner:
             processes.update(getattr(pool, "_processes", None) or {})
             stop.set()  # each worker saves what it has tagged, as the Batch worker does on SIGTERM
             pool.shutdown(wait=False, cancel_futures=True)
-            wait([f for f in futures if not f.done()], timeout=STOP_GRACE_SECONDS)
+            _wait_for_workers(futures, processes.values(), STOP_GRACE_SECONDS)
             _terminate(processes.values())
             raise
         pool.shutdown(wait=True)
@@ -158,6 +159,17 @@ def read_journal(path: Path) -> tuple[int | None, set[str]]:
         elif event == "-":
             in_flight.discard(value)
     return shard, in_flight
+
+
+def _wait_for_workers(futures: Any, processes: Any, grace_seconds: float) -> None:
+    """Until each shard has ended or no worker is left alive to end it, for at most grace_seconds: the
+    shards still queued when the pool shut down have no worker, and their futures never end."""
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline and any(process.is_alive() for process in list(processes)):
+        unfinished = [future for future in futures if not future.done()]
+        if not unfinished:
+            return
+        wait(unfinished, timeout=min(0.1, max(0.0, deadline - time.monotonic())))
 
 
 def _terminate(processes: Any) -> None:
