@@ -10,7 +10,7 @@ from spotbot.adapters.s3.lean_listing import LeanListingClient, parse_list_page
 from spotbot.adapters.s3.listing import SourceNotFoundError, list_source
 from tests.conftest import MOTO_CREDENTIALS, start_moto_server
 
-KEYS = [f"photos/a{i % 7}/{i:05d}.jpg" for i in range(1_100)] + [
+KEYS = [f"photos/a{i % 7}/{i:05d}.jpg" for i in range(300)] + [
     "photos/with space.jpg", "photos/a+b=c&d.jpg", "photos/中文 照片.JPG", "photos/x%20y.jpg", "photos/folder/", "top.jpg"]  # fmt: skip
 
 
@@ -32,13 +32,19 @@ def server(tmp_path_factory):
 def test_pages_match_botocore(server):
     url, s3 = server
     lean = LeanListingClient(url)
-    for params in ({"Prefix": "photos/"}, {"Prefix": "photos/", "Delimiter": "/"}, {"Prefix": "photos/", "StartAfter": "photos/a3/01000.jpg"},
+    for params in ({"Prefix": "photos/"}, {"Prefix": "photos/", "Delimiter": "/"}, {"Prefix": "photos/", "StartAfter": "photos/a3/00200.jpg"},
                    {"Prefix": "photos/", "MaxKeys": 7}):  # fmt: skip
         want, got = s3.list_objects_v2(Bucket="lean-assets", **params), lean.list_objects_v2(Bucket="lean-assets", **params)
         assert [(c["Key"], c["ETag"], c["Size"]) for c in got.get("Contents", [])] == [
             (c["Key"], c["ETag"], c["Size"]) for c in want.get("Contents", [])], params
         assert got.get("CommonPrefixes", []) == want.get("CommonPrefixes", [])
         assert got["IsTruncated"] == want["IsTruncated"]
+    # the next page, each client from its own token
+    want = s3.list_objects_v2(Bucket="lean-assets", Prefix="photos/", MaxKeys=7)
+    got = lean.list_objects_v2(Bucket="lean-assets", Prefix="photos/", MaxKeys=7)
+    want = s3.list_objects_v2(Bucket="lean-assets", Prefix="photos/", MaxKeys=7, ContinuationToken=want["NextContinuationToken"])
+    got = lean.list_objects_v2(Bucket="lean-assets", Prefix="photos/", MaxKeys=7, ContinuationToken=got["NextContinuationToken"])
+    assert [c["Key"] for c in got["Contents"]] == [c["Key"] for c in want["Contents"]] and len(got["Contents"]) == 7
 
 
 def test_the_parallel_lister_on_the_lean_client_finds_every_asset(server):
