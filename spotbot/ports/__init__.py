@@ -157,6 +157,11 @@ class ShardWork:
     skip: tuple[str, ...] = ()  # assets this run has failed already (one killed its worker): not tried again
     incremental: bool = True  # reuse earlier jobs' records of unchanged assets instead of predicting
 
+    @classmethod
+    def of(cls, job: Job, shard: int, **options: Any) -> ShardWork:
+        """Shard `shard` of `job`: the job's id, bot, source and output, with these options (retry_failed, ...)."""
+        return cls(job_id=job.job_id, shard=shard, bot=job.bot, source=job.source, output=job.output, **options)
+
 
 class AssetJournal(Protocol):
     """Where a worker notes the assets in flight, so the one that killed it can be found afterwards."""
