@@ -37,7 +37,7 @@ def run_pipeline(source: Path, bot: str, workers: int, work_dir: Path, **request
     index = open_local_index(settings)
     started = time.perf_counter()
     run = tag_assets(
-        TagRequest(source=str(source), bot=bot, output=str(work_dir / "out"), workers=workers, **request),
+        TagRequest(bot=bot, workers=workers, **request),
         settings,
         index=index,
         store=open_asset_store(str(source), settings),

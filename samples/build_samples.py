@@ -144,6 +144,45 @@ def draw_lines(draw: ImageDraw.ImageDraw, font: "CjkFont", lines: list[str], pla
         draw_centered(draw, line, font.at(size), center, fill)
 
 
+@dataclass(frozen=True)
+class Frame:
+    """A sign's border: a rectangle `inset` pixels in from the edge, its corners rounded by `radius`."""
+
+    inset: int
+    outline: tuple[int, int, int]
+    width: int
+    radius: int = 0
+
+    def draw_on(self, draw: ImageDraw.ImageDraw, size: tuple[int, int]) -> None:
+        box = (self.inset, self.inset, size[0] - 1 - self.inset, size[1] - 1 - self.inset)
+        if self.radius:
+            draw.rounded_rectangle(box, radius=self.radius, outline=self.outline, width=self.width)
+        else:
+            draw.rectangle(box, outline=self.outline, width=self.width)
+
+
+def board(
+    size: tuple[int, int],
+    *,
+    background: tuple[int, int, int] | None = None,
+    gradient: tuple[tuple[int, int, int], tuple[int, int, int]] | None = None,
+    frame: Frame | None = None,
+) -> tuple[Image.Image, ImageDraw.ImageDraw]:
+    """A sign's blank: one colour, or a (top, bottom) gradient, with its frame if it has one."""
+    image = gradient_image(size, *gradient) if gradient else Image.new("RGB", size, background)
+    draw = ImageDraw.Draw(image)
+    if frame:
+        frame.draw_on(draw, size)
+    return image, draw
+
+
+def lettered(font: "CjkFont", lines: list[str], size: tuple[int, int], *, placements: list[Placement], **blank) -> Image.Image:
+    """A board (`blank`: its background or gradient, and frame) with each line centred at its placement."""
+    image, draw = board(size, **blank)
+    draw_lines(draw, font, lines, placements)
+    return image
+
+
 def add_noise(pixels: np.ndarray, seed: int, sigma: float) -> Image.Image:
     rng = np.random.default_rng(seed)
     noisy = pixels.astype(float) + rng.normal(0.0, sigma, pixels.shape)
@@ -170,38 +209,29 @@ class SceneSample:
 
 def shop_sign(font: CjkFont, lines: list[str]) -> Image.Image:
     """Dark shop sign with large light characters and a smaller sub-line."""
-    image = Image.new("RGB", (900, 300), (28, 32, 40))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle((12, 12, 887, 287), outline=(200, 160, 60), width=4)
-    draw_lines(draw, font, lines, [
+    return lettered(font, lines, (900, 300), background=(28, 32, 40), frame=Frame(12, (200, 160, 60), width=4), placements=[
         (130, (450, 125), (250, 236, 200)),
         (40, (450, 240), (200, 160, 60)),
     ])
-    return image
 
 
 def poster(font: CjkFont, lines: list[str]) -> Image.Image:
     """Red poster mixing Chinese and English lines."""
-    image = Image.new("RGB", (600, 800), (196, 30, 38))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle((24, 24, 575, 775), outline=(255, 215, 0), width=6)
-    draw_lines(draw, font, lines, [
+    return lettered(font, lines, (600, 800), background=(196, 30, 38), frame=Frame(24, (255, 215, 0), width=6), placements=[
         (110, (300, 220), (255, 215, 0)),
         (56, (300, 420), (255, 255, 255)),
         (72, (300, 590), (255, 255, 255)),
     ])
-    return image
 
 
 def street_plate(font: CjkFont, lines: list[str]) -> Image.Image:
     """Blue street-name plate: white border, Chinese name, pinyin below, direction arrow."""
-    image = Image.new("RGB", (720, 260), (0, 82, 165))
-    draw = ImageDraw.Draw(image)
-    draw.rounded_rectangle((10, 10, 709, 249), radius=18, outline=(255, 255, 255), width=6)
-    draw_lines(draw, font, lines, [
+    frame = Frame(10, (255, 255, 255), width=6, radius=18)
+    image = lettered(font, lines, (720, 260), background=(0, 82, 165), frame=frame, placements=[
         (100, (330, 105), (255, 255, 255)),
         (40, (330, 200), (255, 255, 255)),
     ])
+    draw = ImageDraw.Draw(image)
     draw.polygon([(600, 110), (650, 130), (600, 150)], fill=(255, 255, 255))  # arrow head
     draw.rectangle((560, 124, 605, 136), fill=(255, 255, 255))  # arrow shaft
     return image
@@ -211,8 +241,7 @@ def receipt(font: CjkFont, lines: list[str]) -> Image.Image:
     """Narrow off-white receipt: title, item lines, dashed rules, total and a thank-you line."""
     width, line_height, margin = 420, 48, 30
     rows = len(lines) + 2  # two dashed rules
-    image = Image.new("RGB", (width, margin * 2 + rows * line_height), (250, 248, 240))
-    draw = ImageDraw.Draw(image)
+    image, draw = board((width, margin * 2 + rows * line_height), background=(250, 248, 240))
     title_font, body_font = font.at(30), font.at(24)
     y = margin
     title, items, total, footer = lines[0], lines[1:-2], lines[-2], lines[-1]
@@ -237,30 +266,22 @@ def receipt(font: CjkFont, lines: list[str]) -> Image.Image:
 
 def small_label(font: CjkFont, lines: list[str]) -> Image.Image:
     """A small 320x120 yellow warning label with one short line."""
-    image = Image.new("RGB", (320, 120), (255, 204, 0))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle((4, 4, 315, 115), outline=(0, 0, 0), width=3)
-    draw_centered(draw, lines[0], font.at(52), (160, 60), (0, 0, 0))
-    return image
+    frame = Frame(4, (0, 0, 0), width=3)
+    return lettered(font, lines, (320, 120), background=(255, 204, 0), frame=frame, placements=[(52, (160, 60), (0, 0, 0))])
 
 
 def large_banner(font: CjkFont, lines: list[str]) -> Image.Image:
     """A large 1600x1000 banner on a light gradient with a headline and two sub-lines."""
-    image = gradient_image((1600, 1000), (235, 245, 255), (180, 210, 240))
-    draw = ImageDraw.Draw(image)
-    draw_lines(draw, font, lines, [
+    return lettered(font, lines, (1600, 1000), gradient=((235, 245, 255), (180, 210, 240)), placements=[
         (170, (800, 330), (10, 60, 120)),
         (110, (800, 560), (200, 40, 40)),
         (70, (800, 760), (40, 40, 40)),
     ])
-    return image
 
 
 def noisy_notice(font: CjkFont, lines: list[str]) -> Image.Image:
     """A JPEG-destined notice on a warm gradient with slight Gaussian noise."""
-    image = gradient_image((800, 500), (245, 235, 215), (205, 190, 165))
-    draw = ImageDraw.Draw(image)
-    draw_lines(draw, font, lines, [
+    image = lettered(font, lines, (800, 500), gradient=((245, 235, 215), (205, 190, 165)), placements=[
         (90, (400, 150), (60, 40, 20)),
         (60, (400, 290), (60, 40, 20)),
         (52, (400, 400), (120, 30, 30)),
@@ -270,10 +291,7 @@ def noisy_notice(font: CjkFont, lines: list[str]) -> Image.Image:
 
 def rotated_sign(font: CjkFont, lines: list[str]) -> Image.Image:
     """A white no-smoking style sign rotated a few degrees on a grey wall."""
-    sign = Image.new("RGB", (640, 320), (255, 255, 255))
-    draw = ImageDraw.Draw(sign)
-    draw.rectangle((8, 8, 631, 311), outline=(200, 20, 20), width=8)
-    draw_lines(draw, font, lines, [
+    sign = lettered(font, lines, (640, 320), background=(255, 255, 255), frame=Frame(8, (200, 20, 20), width=8), placements=[
         (110, (320, 130), (200, 20, 20)),
         (52, (320, 250), (40, 40, 40)),
     ])
@@ -286,9 +304,7 @@ def rotated_sign(font: CjkFont, lines: list[str]) -> Image.Image:
 
 def menu_board(font: CjkFont, lines: list[str]) -> Image.Image:
     """A dark green chalk-board menu with a title and priced dishes."""
-    image = Image.new("RGB", (700, 560), (30, 60, 45))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle((0, 0, 699, 559), outline=(140, 100, 60), width=16)
+    image, draw = board((700, 560), background=(30, 60, 45), frame=Frame(0, (140, 100, 60), width=16))
     draw_centered(draw, lines[0], font.at(80), (350, 100), (250, 250, 240))
     body = font.at(50)
     for i, line in enumerate(lines[1:]):
@@ -298,8 +314,7 @@ def menu_board(font: CjkFont, lines: list[str]) -> Image.Image:
 
 def door_hours(font: CjkFont, lines: list[str]) -> Image.Image:
     """Glass-door opening-hours sticker: dark text on a pale panel over a photo-like gradient."""
-    image = gradient_image((640, 640), (90, 110, 120), (40, 50, 60))
-    draw = ImageDraw.Draw(image)
+    image, draw = board((640, 640), gradient=((90, 110, 120), (40, 50, 60)))
     draw.rounded_rectangle((80, 120, 560, 520), radius=24, fill=(245, 245, 245))
     draw_lines(draw, font, lines, [
         (72, (320, 210), (20, 20, 20)),
@@ -486,11 +501,10 @@ def build_documents(out: Path, font: CjkFont) -> dict[str, dict[str, list[str]]]
 
 def slide(font: CjkFont, lines: list[str], number: int) -> Image.Image:
     background = ((24, 40, 88), (120, 28, 36))[number % 2]
-    image = Image.new("RGB", VIDEO_SIZE, background)
-    draw = ImageDraw.Draw(image)
-    draw_centered(draw, lines[0], font.at(64), (VIDEO_SIZE[0] // 2, 140), (255, 255, 255))
-    draw_centered(draw, lines[1], font.at(40), (VIDEO_SIZE[0] // 2, 250), (255, 220, 120))
-    return image
+    return lettered(font, lines, VIDEO_SIZE, background=background, placements=[
+        (64, (VIDEO_SIZE[0] // 2, 140), (255, 255, 255)),
+        (40, (VIDEO_SIZE[0] // 2, 250), (255, 220, 120)),
+    ])
 
 
 def build_video(out: Path, font: CjkFont) -> dict[str, list[dict]]:

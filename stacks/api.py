@@ -28,6 +28,7 @@ from constructs import Construct
 
 from lambdas.api.handler import openapi_document
 from stacks import nag
+from stacks.config import TaggingConfig
 
 STAGE = "v1"
 # The handler serves its document at this path and keeps that route out of the document itself
@@ -75,13 +76,12 @@ class TaggingApi(Construct):
         id: str,
         *,
         handler: lambda_.IFunction,
-        rate_limit: int = 50,
-        burst_limit: int = 100,
-        cognito_user_pool_arn: str | None = None,
-        account_role: bool = True,
+        config: TaggingConfig,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
+        """The API `config` asks for: its api_rate_limit, api_burst_limit, cognito_user_pool_arn, api_gateway_account_role."""
         super().__init__(scope, id)
+        cognito_user_pool_arn, account_role = config.cognito_user_pool_arn, config.api_gateway_account_role
         document = openapi_document()
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         if cognito_user_pool_arn:
@@ -107,8 +107,8 @@ class TaggingApi(Construct):
                     caller=True, http_method=True, ip=True, protocol=True, request_time=True,
                     resource_path=True, response_length=True, status=True, user=True,
                 ),  # fmt: skip
-                throttling_rate_limit=rate_limit,
-                throttling_burst_limit=burst_limit,
+                throttling_rate_limit=config.api_rate_limit,
+                throttling_burst_limit=config.api_burst_limit,
                 tracing_enabled=True,
                 metrics_enabled=True,
                 logging_level=apigw.MethodLoggingLevel.ERROR,

@@ -8,6 +8,7 @@ and grants) is JobCancel: the budget watch stops jobs the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_lambda as lambda_
@@ -30,6 +31,14 @@ class JobCancel:
     workflow: TaggingWorkflow
     endpoints: BotEndpoints
     builtin_bot_runtime: str  # which endpoint the job's bot ran behind, when the job did not record one
+
+    def function(
+        self, services: StepServices, name: str, *, environment: dict[str, str] | None = None, **options: Any
+    ) -> lambda_.Function:
+        """A step's Lambda (StepServices.function) that stops jobs: cancel's settings beside its own, and its grants."""
+        function = services.function(name, environment={**self.environment(), **(environment or {})}, **options)
+        self.grant(function)
+        return function
 
     def environment(self) -> dict[str, str]:
         return environment_for(
@@ -58,26 +67,23 @@ class JobApiHandler(Construct):
         admin_principal: str | None = None,
     ) -> None:
         super().__init__(scope, id)
-        storage, search, endpoints = services.storage, services.search, cancel.endpoints
-        self.function = services.functions.function(
+        storage, endpoints = services.storage, cancel.endpoints
+        self.function = cancel.function(
+            services,
             "api",
+            delete_from_index=True,  # unregistering a bot deletes its document
             description="The job API: submit, watch and cancel jobs, search tags, register bots",
             timeout=Duration.seconds(API_INTEGRATION_SECONDS),
-            environment={
-                **cancel.environment(),
-                **environment_for(
-                    job_definitions=cancel.compute.job_definition_arns,
-                    default_output=storage.default_output_uri,
-                    # what jobs and bot registrations may name (spotbot.services.grants)
-                    source_buckets=list(source_buckets),
-                    bot_image_repositories=endpoints.bot_repository_uris,
-                    endpoint_instance_types=list(endpoints.instance_types),
-                    admin_principal=admin_principal,
-                ),
-            },
+            environment=environment_for(
+                job_definitions=cancel.compute.job_definition_arns,
+                default_output=storage.default_output_uri,
+                # what jobs and bot registrations may name (spotbot.services.grants)
+                source_buckets=list(source_buckets),
+                bot_image_repositories=endpoints.bot_repository_uris,
+                endpoint_instance_types=list(endpoints.instance_types),
+                admin_principal=admin_principal,
+            ),
             unscoped_actions_reason="batch:ListJobs and batch:DescribeJobs (cancel finds a job's Batch jobs) accept no resource scope.",
         )
         cancel.workflow.state_machine.grant_start_execution(self.function)
-        cancel.grant(self.function)
-        search.grant_read_write(self.function, delete=True)  # unregistering a bot deletes its document
         storage.grant_read_models(self.function)  # the model version an endpoint would serve

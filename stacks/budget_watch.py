@@ -21,15 +21,13 @@ BUDGET_CHECK_MINUTES = 5  # a job may overrun its budget by what it spends in th
 class BudgetWatch(Construct):
     def __init__(self, scope: Construct, id: str, *, services: StepServices, cancel: JobCancel) -> None:
         super().__init__(scope, id)
-        self.function = services.functions.function(
+        self.function = cancel.function(  # stop, never start
+            services,
             "budget",
             description="The budget watch: stops running jobs whose measured cost crossed their max_cost",
             timeout=Duration.minutes(2),
-            environment=cancel.environment(),
             unscoped_actions_reason="batch:ListJobs and batch:DescribeJobs (a job's Batch attempts) accept no resource scope.",
         )
-        cancel.grant(self.function)  # stop, never start
-        services.search.grant_read_write(self.function)
         self.rule = events.Rule(
             self, "Schedule", description="Price the running jobs that have a budget, and stop those over it",
             schedule=events.Schedule.rate(Duration.minutes(BUDGET_CHECK_MINUTES)),

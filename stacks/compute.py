@@ -14,7 +14,7 @@
   path flushes its batch before the instance goes); IMDSv2 only with a hop limit of 1, so job
   containers (bridge network) cannot reach the instance role's credentials.
 - The job queue cancels jobs stuck RUNNABLE: when no instance can ever fit them (10 minutes) or
-  Spot and on-demand capacity stays short (`runnable_timeout`). Jobs waiting only because the
+  Spot and on-demand capacity stays short (`runnable_timeout_minutes`). Jobs waiting only because the
   environments are at their vCPU maximum are left waiting: that is how a large array job runs.
 """
 
@@ -30,6 +30,7 @@ from constructs import Construct
 
 from stacks import nag
 from stacks.bundling import repository_image
+from stacks.config import TaggingConfig
 from stacks.constants import DEFAULT_JOB_DEFINITION, JOB_TAG, SPOT_STOP_TIMEOUT_SECONDS, WORKER_DOCKERFILE
 from stacks.network import SpotbotNetwork
 
@@ -65,29 +66,21 @@ class SpotCompute(Construct):
         scope: Construct,
         id: str,
         *,
+        config: TaggingConfig,
         network: SpotbotNetwork,
         environment: dict[str, str],
-        bots: tuple[str, ...],
-        instance_types: tuple[str, ...],
-        max_vcpus: int = 256,
-        spot: bool = True,
-        on_demand_max_vcpus: int = 32,
-        gpu_instance_family: str | None = None,
-        gpu_bots: tuple[str, ...] = (),
-        worker_vcpus: int = 2,
-        worker_memory_mib: int = 3584,
-        attempt_timeout: Duration = Duration.hours(2),
-        retry_attempts: int = 3,
-        runnable_timeout: Duration = Duration.hours(1),
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
+        """The Spot compute `config` asks for (its max_vcpus, instance_types, spot, worker_* ... fields)."""
         super().__init__(scope, id)
         vpc, subnets = network.vpc, network.private_subnets
+        spot, gpu_instance_family = config.spot, config.gpu_instance_family
+        runnable_timeout = Duration.minutes(config.runnable_timeout_minutes)
         self.security_group = ec2.SecurityGroup(
             self, "SecurityGroup", vpc=vpc, description="Spot workers: out to S3, OpenSearch, ECR and SageMaker",
             allow_all_outbound=True,
         )  # fmt: skip
-        classes, types = instance_choice((*instance_types, *([gpu_instance_family] if gpu_instance_family else [])))
+        classes, types = instance_choice((*config.instance_types, *([gpu_instance_family] if gpu_instance_family else [])))
         images = [batch.EcsMachineImage(image_type=batch.EcsMachineImageType.ECS_AL2023)]
         if gpu_instance_family:  # Batch picks the NVIDIA AMI for the GPU instances, the plain one for the rest
             images.append(batch.EcsMachineImage(image_type=batch.EcsMachineImageType.ECS_AL2023_NVIDIA))
@@ -116,11 +109,11 @@ class SpotCompute(Construct):
             images=images,
             launch_template=self.launch_template,
             minv_cpus=0,  # nothing runs, nothing bills
-            maxv_cpus=max_vcpus,
+            maxv_cpus=config.max_vcpus,
             update_to_latest_image_version=True,
         )
         self.compute_environments: list[batch.ManagedEc2EcsComputeEnvironment] = [first]
-        if spot and on_demand_max_vcpus > 0:
+        if spot and config.on_demand_max_vcpus > 0:
             self.compute_environments.append(
                 batch.ManagedEc2EcsComputeEnvironment(
                     self,
@@ -136,7 +129,7 @@ class SpotCompute(Construct):
                     images=images,
                     launch_template=self.launch_template,
                     minv_cpus=0,
-                    maxv_cpus=on_demand_max_vcpus,
+                    maxv_cpus=config.on_demand_max_vcpus,
                     update_to_latest_image_version=True,
                 )
             )
@@ -186,16 +179,16 @@ class SpotCompute(Construct):
         )
 
         self.job_definitions: dict[str, batch.EcsJobDefinition] = {}
-        for name in (*bots, DEFAULT_JOB_DEFINITION):
-            gpus = 1 if name in gpu_bots else None
+        for name in (*config.bots, DEFAULT_JOB_DEFINITION):
+            gpus = 1 if name in config.gpu_bots else None
             container = batch.EcsEc2ContainerDefinition(
                 self,
                 f"{_id_of(name)}Container",
                 image=ecs.ContainerImage.from_docker_image_asset(self.image),
-                cpu=worker_vcpus,
-                memory=Size.mebibytes(worker_memory_mib),
+                cpu=config.worker_vcpus,
+                memory=Size.mebibytes(config.worker_memory_mib),
                 gpu=gpus,
-                environment={**environment, THREADS_VARIABLE: str(worker_vcpus)},
+                environment={**environment, THREADS_VARIABLE: str(config.worker_vcpus)},
                 job_role=self.job_role,
                 execution_role=self.execution_role,
                 logging=ecs.LogDriver.aws_logs(stream_prefix=_id_of(name).lower(), log_group=self.log_group),
@@ -204,9 +197,9 @@ class SpotCompute(Construct):
                 self,
                 f"{_id_of(name)}JobDefinition",
                 container=container,
-                retry_attempts=retry_attempts,
+                retry_attempts=config.worker_retry_attempts,
                 retry_strategies=worker_retry_strategies(),
-                timeout=attempt_timeout,  # per attempt: a stuck worker is stopped, its job fails, the state machine's Catch records it
+                timeout=Duration.minutes(config.worker_attempt_timeout_minutes),  # per attempt: a stuck worker is stopped, its job fails, the state machine's Catch records it
                 propagate_tags=True,
             )
 

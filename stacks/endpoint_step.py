@@ -27,8 +27,7 @@ class EndpointStep(Construct):
         endpoint_instance_type: str,
     ) -> None:
         super().__init__(scope, id)
-        storage, search = services.storage, services.search
-        self.function = services.functions.function(
+        self.function = services.function(
             "endpoint",
             description="Start, check and release a bot's SageMaker endpoint",
             timeout=Duration.minutes(2),
@@ -39,8 +38,7 @@ class EndpointStep(Construct):
                 endpoint_instance_type=endpoint_instance_type,
             ),
         )
-        storage.grant_read_models(self.function)
-        search.grant_read_write(self.function)  # records the job's endpoint, so release finds it by job id
+        services.storage.grant_read_models(self.function)  # and the index: the job's endpoint is recorded there for release
         endpoints.grant_manage(self.function)
         # "live job" is an execution that is RUNNING: release asks Step Functions, not the index
         grant_describe_executions(self.function, Stack.of(self))

@@ -13,8 +13,7 @@ from stacks.functions import StepServices
 class FinalizeStep(Construct):
     def __init__(self, scope: Construct, id: str, *, services: StepServices, compute: SpotCompute) -> None:
         super().__init__(scope, id)
-        storage, search = services.storage, services.search
-        self.function = services.functions.function(
+        self.function = services.function(
             "finalize",
             description="Finalize the job: count outcomes, price the Batch attempts, write _job.json, set the status",
             timeout=Duration.minutes(5),
@@ -22,6 +21,5 @@ class FinalizeStep(Construct):
             environment=environment_for(batch_job_queue=compute.job_queue.job_queue_arn),
             unscoped_actions_reason="batch:ListJobs and batch:DescribeJobs (a job's Batch attempts) accept no resource scope.",
         )
-        storage.grant_write_output(self.function)
-        search.grant_read_write(self.function)
+        services.storage.grant_write_output(self.function)
         compute.grant_find_jobs(self.function)

@@ -9,7 +9,7 @@ Docker is stacks/bundling.py.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dataclasses import dataclass
 
@@ -128,3 +128,10 @@ class StepServices:
     functions: SpotbotFunctions
     storage: AssetStorage
     search: AssetSearch
+
+    def function(self, name: str, *, delete_from_index: bool = False, **options: Any) -> lambda_.Function:
+        """A step's Lambda (SpotbotFunctions.function takes the options), granted the tag index: every step
+        reads and writes jobs and tasks; `delete_from_index`: documents and indices too (the job API)."""
+        function = self.functions.function(name, **options)
+        self.search.grant_read_write(function, delete=delete_from_index)
+        return function

@@ -13,6 +13,8 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.config import TaggingConfig
+
 
 class SpotbotNetwork(Construct):
     def __init__(
@@ -21,20 +23,19 @@ class SpotbotNetwork(Construct):
         id: str,
         *,
         flow_logs_bucket: s3.IBucket,
-        vpc_id: str | None = None,
-        private_subnet_ids: tuple[str, ...] = (),
-        availability_zones: tuple[str, ...] = (),
-        nat_gateways: int = 1,
+        config: TaggingConfig,
     ) -> None:
+        """The VPC `config` asks for: created, or imported by its vpc_id, vpc_private_subnet_ids and vpc_availability_zones."""
         super().__init__(scope, id)
+        vpc_id = config.vpc_id
         self.created = vpc_id is None
         if vpc_id is not None:
             self.vpc: ec2.IVpc = ec2.Vpc.from_vpc_attributes(
                 self,
                 "Vpc",
                 vpc_id=vpc_id,
-                availability_zones=list(availability_zones),
-                private_subnet_ids=list(private_subnet_ids),
+                availability_zones=list(config.vpc_availability_zones),
+                private_subnet_ids=list(config.vpc_private_subnet_ids),
             )
             Validations.of(self).acknowledge(
                 Acknowledgment(
@@ -47,7 +48,7 @@ class SpotbotNetwork(Construct):
             self,
             "Vpc",
             max_azs=2,
-            nat_gateways=nat_gateways,
+            nat_gateways=config.nat_gateways,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
                 ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=20),

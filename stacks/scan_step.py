@@ -17,14 +17,12 @@ from stacks.functions import StepServices
 class ScanStep(Construct):
     def __init__(self, scope: Construct, id: str, *, services: StepServices) -> None:
         super().__init__(scope, id)
-        storage, search = services.storage, services.search
-        self.function = services.functions.function(
+        self.function = services.function(
             "scanner",
             description="Scan assets: list the source into shard manifests and task documents",
             timeout=Duration.minutes(SCAN_STEP_MINUTES),
             memory_mib=2048,
             environment=environment_for(scan_time_budget_seconds=SCAN_TIME_BUDGET_SECONDS),
         )
-        storage.grant_read_sources(self.function)
-        storage.grant_job_files(self.function)
-        search.grant_read_write(self.function)
+        services.storage.grant_read_sources(self.function)
+        services.storage.grant_job_files(self.function)

@@ -28,6 +28,7 @@ from aws_cdk import aws_opensearchservice as opensearch
 from constructs import Construct
 
 from stacks import nag
+from stacks.config import TaggingConfig
 from stacks.network import SpotbotNetwork
 
 ENGINE = opensearch.EngineVersion.OPENSEARCH_2_19
@@ -43,14 +44,13 @@ class AssetSearch(Construct):
         id: str,
         *,
         network: SpotbotNetwork,
-        instance_type: str = "t3.medium.search",
-        instance_count: int = 2,
-        volume_gb: int = 20,
+        config: TaggingConfig,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
+        """The domain `config` asks for: its opensearch_instance_type, opensearch_instance_count, opensearch_volume_gb."""
         super().__init__(scope, id)
         vpc, subnets = network.vpc, network.vpc.private_subnets
-        zone_awareness = instance_count >= 2
+        zone_awareness = config.zone_awareness
         # named, so the access policy and the logs policy can name the domain without a circular reference
         self.domain_name = f"spotbot-{Names.unique_id(self)[-8:].lower()}"
         domain_arn = Stack.of(self).format_arn(service="es", resource="domain", resource_name=self.domain_name)
@@ -96,14 +96,14 @@ class AssetSearch(Construct):
             vpc_subnets=[ec2.SubnetSelection(subnets=subnets[: 2 if zone_awareness else 1])],
             security_groups=[self.security_group],
             capacity=opensearch.CapacityConfig(
-                data_node_instance_type=instance_type,
-                data_nodes=instance_count,
+                data_node_instance_type=config.opensearch_instance_type,
+                data_nodes=config.opensearch_instance_count,
                 multi_az_with_standby_enabled=False,  # standby needs three zones and dedicated masters
             ),
             zone_awareness=opensearch.ZoneAwarenessConfig(enabled=zone_awareness, availability_zone_count=2)
             if zone_awareness
             else opensearch.ZoneAwarenessConfig(enabled=False),
-            ebs=opensearch.EbsOptions(volume_size=volume_gb, volume_type=ec2.EbsDeviceVolumeType.GP3),
+            ebs=opensearch.EbsOptions(volume_size=config.opensearch_volume_gb, volume_type=ec2.EbsDeviceVolumeType.GP3),
             encryption_at_rest=opensearch.EncryptionAtRestOptions(enabled=True),
             node_to_node_encryption=True,
             enforce_https=True,

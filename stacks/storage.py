@@ -82,11 +82,11 @@ class AssetStorage(Construct):
 
     @property
     def models_uri(self) -> str:
-        return f"s3://{self.work.bucket_name}/{MODELS_PREFIX.rstrip('/')}"
+        return prefix_uri(self.work, MODELS_PREFIX)
 
     @property
     def default_output_uri(self) -> str:
-        return f"s3://{self.output.bucket_name}/{OUTPUT_PREFIX}"
+        return prefix_uri(self.output, OUTPUT_PREFIX)
 
     @property
     def readable_sources(self) -> list[s3.IBucket]:
@@ -134,3 +134,8 @@ def _combined(grants: list[iam.Grant]) -> iam.Grant:
     for other in grants[1:]:
         grant = grant.combine(other)
     return grant
+
+
+def prefix_uri(bucket: s3.IBucket, prefix: str) -> str:
+    """A prefix as the settings name one (SPOTBOT_MODELS, SPOTBOT_DEFAULT_OUTPUT): s3://<bucket>/<prefix>, no '/' after."""
+    return f"s3://{bucket.bucket_name}/{prefix.rstrip('/')}"

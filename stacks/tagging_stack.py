@@ -1,7 +1,9 @@
 """TaggingStack: the whole system in one `cdk deploy`, composing the constructs of stacks/.
 
 The stack only composes: each construct owns its resources, its function, its settings and its
-grants; here they are handed each other. The SPOTBOT_* settings come from spotbot.settings'
+grants; here they are handed each other. A construct whose options are context parameters is
+handed the TaggingConfig itself and reads its own fields, so each default lives once (stacks/config.py).
+The SPOTBOT_* settings come from spotbot.settings'
 `environment_for` (field names, not hand-written variable names). The stack is
 environment-agnostic (no account or region, no lookups), so synthesis needs no credentials.
 """
@@ -41,24 +43,8 @@ class TaggingStack(Stack):
         storage = AssetStorage(
             self, "Storage", work_file_days=config.work_file_days, source_bucket_names=config.source_buckets
         )
-        network = SpotbotNetwork(
-            self,
-            "Network",
-            flow_logs_bucket=storage.access_logs,
-            vpc_id=config.vpc_id,
-            private_subnet_ids=config.vpc_private_subnet_ids,
-            availability_zones=config.vpc_availability_zones,
-            nat_gateways=config.nat_gateways,
-        )
-        search = AssetSearch(
-            self,
-            "Search",
-            network=network,
-            instance_type=config.opensearch_instance_type,
-            instance_count=config.opensearch_instance_count,
-            volume_gb=config.opensearch_volume_gb,
-            log_retention=retention,
-        )
+        network = SpotbotNetwork(self, "Network", flow_logs_bucket=storage.access_logs, config=config)
+        search = AssetSearch(self, "Search", network=network, config=config, log_retention=retention)
         shared_settings = environment_for(
             opensearch_endpoint=search.endpoint_url,
             region=Aws.REGION,
@@ -67,23 +53,7 @@ class TaggingStack(Stack):
         )
 
         compute = SpotCompute(
-            self,
-            "Compute",
-            network=network,
-            environment=shared_settings,
-            bots=config.bots,
-            instance_types=config.instance_types,
-            max_vcpus=config.max_vcpus,
-            spot=config.spot,
-            on_demand_max_vcpus=config.on_demand_max_vcpus,
-            gpu_instance_family=config.gpu_instance_family,
-            gpu_bots=config.gpu_bots,
-            worker_vcpus=config.worker_vcpus,
-            worker_memory_mib=config.worker_memory_mib,
-            attempt_timeout=Duration.minutes(config.worker_attempt_timeout_minutes),
-            retry_attempts=config.worker_retry_attempts,
-            runnable_timeout=Duration.minutes(config.runnable_timeout_minutes),
-            log_retention=retention,
+            self, "Compute", config=config, network=network, environment=shared_settings, log_retention=retention
         )
         endpoints = BotEndpoints(
             self,
@@ -128,16 +98,7 @@ class TaggingStack(Stack):
             admin_principal=config.admin_principal,
         )  # fmt: skip
         BudgetWatch(self, "BudgetWatch", services=services, cancel=cancel)  # stops jobs over budget as cancel does
-        api = TaggingApi(
-            self,
-            "Api",
-            handler=handler.function,
-            rate_limit=config.api_rate_limit,
-            burst_limit=config.api_burst_limit,
-            cognito_user_pool_arn=config.cognito_user_pool_arn,
-            account_role=config.api_gateway_account_role,
-            log_retention=retention,
-        )
+        api = TaggingApi(self, "Api", handler=handler.function, config=config, log_retention=retention)
         ModelRegistry(self, "ModelRegistry", functions=functions, storage=storage)
         watches = AssetWatches(
             self, "Watches", functions=functions, storage=storage, search=search, serving_image=endpoints.serving_image,

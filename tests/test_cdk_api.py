@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from lambdas.api import handler
 from stacks.api import TaggingApi
+from stacks.config import TaggingConfig
 
 
 def api_template(**options: Any) -> dict[str, Any]:
@@ -23,7 +24,7 @@ def api_template(**options: Any) -> dict[str, Any]:
     function = lambda_.Function(
         stack, "Handler", runtime=lambda_.Runtime.PYTHON_3_12, handler="index.handler", code=lambda_.Code.from_inline("def handler(event, context): pass")
     )
-    TaggingApi(stack, "Api", handler=function, **options)
+    TaggingApi(stack, "Api", handler=function, config=TaggingConfig(**options))
     return Template.from_stack(stack).to_json()["Resources"]
 
 
@@ -74,7 +75,7 @@ def test_the_methods_are_the_handlers_documented_routes_and_its_document_route()
 
 
 def test_accounts_that_manage_the_api_gateway_logging_role_can_leave_it_out():
-    resources = api_template(account_role=False)
+    resources = api_template(api_gateway_account_role=False)
     assert not [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Account"]
     stage = next(r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage")
     assert stage["Properties"]["MethodSettings"][0]["LoggingLevel"] == "ERROR"

@@ -134,3 +134,12 @@ def test_searchable_text_has_labels_bot_fields_and_text():
         text="正文",
     )
     assert record.searchable_text().split("\n") == ["text", "欢迎光临", "正文"]
+
+
+def test_a_shard_of_a_job_carries_the_jobs_id_bot_source_and_output():
+    from spotbot.ports import ShardWork
+
+    job = Job(job_id="j", bot="sentiment", source="s3://assets/r", output="s3://out/tags", workers=2)
+    work = ShardWork.of(job, 3, batch_size=8, incremental=False)
+    assert work == ShardWork(job_id="j", shard=3, bot="sentiment", source="s3://assets/r", output="s3://out/tags",
+                             batch_size=8, incremental=False)  # fmt: skip

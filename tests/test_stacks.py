@@ -531,6 +531,14 @@ def test_buckets_are_encrypted_private_tls_only_and_logged(resources):
         assert tls, f"{name} does not refuse plain HTTP"
 
 
+def test_the_model_store_and_the_default_output_are_prefix_uris_without_a_trailing_slash(resources, synthesized):
+    api = resources[logical_id(resources, "AWS::Lambda::Function", "FunctionsApi")]["Properties"]["Environment"]["Variables"]
+    work, output = (logical_id(resources, "AWS::S3::Bucket", name) for name in ("StorageWork", "StorageOutput"))
+    models = {"Fn::Join": ["", ["s3://", {"Ref": work}, "/models"]]}
+    assert api["SPOTBOT_MODELS"] == synthesized["json"]["Outputs"]["ModelStore"]["Value"] == models
+    assert api["SPOTBOT_DEFAULT_OUTPUT"] == {"Fn::Join": ["", ["s3://", {"Ref": output}, "/tags"]]}
+
+
 def test_buckets_with_models_and_results_keep_versions_for_a_while(resources):
     for name in ("StorageWork", "StorageOutput"):
         properties = resources[logical_id(resources, "AWS::S3::Bucket", name)]["Properties"]

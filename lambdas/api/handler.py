@@ -26,7 +26,17 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.api import guard
-from lambdas.api.shapes import BotAnswer, JobAccepted, JobDetail, JobPage, TagPage, errors, finish_document, json_answer
+from lambdas.api.shapes import (
+    BotAnswer,
+    JobAccepted,
+    JobDetail,
+    JobPage,
+    TagPage,
+    errors,
+    finish_document,
+    json_answer,
+    json_answers,
+)
 from spotbot.adapters.wiring import open_cloud_jobs
 from spotbot.domain import JOB_ID_PATTERN, BadInputError, ConflictError, ForbiddenError, UnavailableError
 from spotbot.domain import NotFoundError as JobOrBotNotFound
@@ -84,11 +94,7 @@ After = Annotated[str | None, Query(max_length=8192, pattern=r"^[A-Za-z0-9_-]+$"
 @app.post(
     "/jobs",
     summary="Submit a tagging job",
-    responses={
-        202: json_answer(JobAccepted, "Started"),
-        200: json_answer(JobAccepted, "Started before, with this key and body"),
-        **errors(400, 409, 415),
-    },
+    responses={**json_answers(JobAccepted, {202: "Started", 200: "Started before, with this key and body"}), **errors(400, 409, 415)},
 )
 def submit_job(
     submission: Annotated[
@@ -198,11 +204,7 @@ def register_bot(bot: Annotated[BotRegistration, Body()], jobs: Jobs):
 @app.put(
     "/bots/<name>",
     summary="Register or replace your own bot",
-    responses={
-        200: json_answer(BotAnswer, "Replaced"),
-        201: json_answer(BotAnswer, "Registered"),
-        **errors(400, 403, 409, 415),
-    },
+    responses={**json_answers(BotAnswer, {200: "Replaced", 201: "Registered"}), **errors(400, 403, 409, 415)},
 )
 def replace_bot(name: BotName, bot: Annotated[BotRegistration, Body()], jobs: Jobs):
     if bot.name != name:

@@ -71,6 +71,11 @@ def json_answer(model: Any, description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"model": model}}}
 
 
+def json_answers(model: Any, descriptions: dict[int, str]) -> dict[int, Any]:
+    """One answer model under several statuses, each with its own description."""
+    return {status: json_answer(model, description) for status, description in descriptions.items()}
+
+
 ERRORS: dict[int, dict[str, Any]] = {
     400: json_answer(ErrorAnswer, "The request is not valid; `fields` names each field at fault"),
     403: json_answer(ErrorAnswer, "Only the principal that made it (or the admin) may change it"),

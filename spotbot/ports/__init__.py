@@ -76,11 +76,17 @@ class ForgettingIndex(Protocol):
         """Deletes these assets' tag records from these jobs (tasks stay, as history); returns how many went."""
 
 
-class TagIndex(ReuseIndex, Protocol):
+class JobRecords(Protocol):
+    """Jobs by id, and the counts of their tasks: what each step that moves a job along reads and writes."""
+
+    def get_job(self, job_id: str) -> Job | None: ...
+    def save_job(self, job: Job) -> None: ...
+    def counts(self, job_id: str) -> JobCounts: ...
+
+
+class TagIndex(JobRecords, ReuseIndex, Protocol):
     """Jobs, tasks and tag records, searchable: SQLite locally, OpenSearch in AWS."""
 
-    def save_job(self, job: Job) -> None: ...
-    def get_job(self, job_id: str) -> Job | None: ...
     def list_jobs(self, limit: int = 50) -> list[Job]: ...
     def tasks_by_asset(self, job_id: str, assets: Iterable[str]) -> dict[str, Task]:
         """The job's existing tasks for these assets, by asset uri."""
@@ -94,7 +100,6 @@ class TagIndex(ReuseIndex, Protocol):
         """The assets whose task holds its record: DONE, or SKIPPED (reused from an earlier job)."""
     def record_outcomes(self, records: list[TagRecord], outcomes: list[TaskOutcome], job_id: str) -> None:
         """Writes tag records and marks their tasks, all or nothing."""
-    def counts(self, job_id: str) -> JobCounts: ...
     def failed_tasks(self, job_id: str, limit: int = 100) -> list[Task]: ...
     def tag_records(self, job_id: str) -> Iterator[TagRecord]: ...
     def search(self, query: SearchQuery) -> list[SearchHit]: ...
@@ -151,6 +156,11 @@ class ShardWork:
     suspects: tuple[str, ...] = ()  # assets in flight when a worker died: tagged one at a time, first
     skip: tuple[str, ...] = ()  # assets this run has failed already (one killed its worker): not tried again
     incremental: bool = True  # reuse earlier jobs' records of unchanged assets instead of predicting
+
+    @classmethod
+    def of(cls, job: Job, shard: int, **options: Any) -> ShardWork:
+        """Shard `shard` of `job`: the job's id, bot, source and output, with these options (retry_failed, ...)."""
+        return cls(job_id=job.job_id, shard=shard, bot=job.bot, source=job.source, output=job.output, **options)
 
 
 class AssetJournal(Protocol):

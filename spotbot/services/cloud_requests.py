@@ -98,6 +98,17 @@ class JobSubmission(BaseModel):
         return validate_job_id(value) if value is not None else None
 
 
+# BotRegistration's fields that must match a pattern: (the pattern, what the error says; {value!r} is the value)
+_PATTERNED_FIELDS = {
+    "name": (BOT_NAME_PATTERN, "bot name {value!r} is not valid: use 1-63 lower-case letters, digits or '-', not at either end"),
+    "image_uri": (
+        ECR_IMAGE_URI_PATTERN,
+        "{value!r} is not an ECR image URI: use <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag> or ...@sha256:<digest>",
+    ),
+    "content_type": (CONTENT_TYPE_PATTERN, "{value!r} is not a content type, e.g. image/jpeg"),
+}
+
+
 class BotRegistration(BaseModel):
     """The body of POST /bots and PUT /bots/{name}: a bot you bring, as a container image."""
 
@@ -134,11 +145,12 @@ class BotRegistration(BaseModel):
             )
         return value
 
-    @field_validator("name")
+    @field_validator(*_PATTERNED_FIELDS)
     @classmethod
-    def _name(cls, value: str) -> str:
-        if not BOT_NAME_PATTERN.match(value):
-            raise ValueError(f"bot name {value!r} is not valid: use 1-63 lower-case letters, digits or '-', not at either end")
+    def _matches_pattern(cls, value: str, info: ValidationInfo) -> str:
+        pattern, problem = _PATTERNED_FIELDS[info.field_name]
+        if not pattern.match(value):
+            raise ValueError(problem.format(value=value))
         return value
 
     @field_validator("file_types")
@@ -149,15 +161,6 @@ class BotRegistration(BaseModel):
             if not FILE_TYPE_PATTERN.match(value):
                 raise ValueError(f"file type {value!r} is not an extension: start with '.', then letters or digits (.jpg)")
         return list(dict.fromkeys(lowered))
-
-    @field_validator("image_uri")
-    @classmethod
-    def _image_uri(cls, value: str) -> str:
-        if not ECR_IMAGE_URI_PATTERN.match(value):
-            raise ValueError(
-                f"{value!r} is not an ECR image URI: use <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag> or ...@sha256:<digest>"
-            )
-        return value
 
     @field_validator("model_data")
     @classmethod
@@ -176,11 +179,4 @@ class BotRegistration(BaseModel):
         value = value or "ml.m5.large"
         if not INSTANCE_TYPE_PATTERN.match(value):
             raise ValueError(f"{value!r} is not a SageMaker instance type, e.g. ml.m5.large")
-        return value
-
-    @field_validator("content_type")
-    @classmethod
-    def _content_type(cls, value: str) -> str:
-        if not CONTENT_TYPE_PATTERN.match(value):
-            raise ValueError(f"{value!r} is not a content type, e.g. image/jpeg")
         return value

@@ -14,13 +14,13 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from spotbot.domain import Job, JobCounts, NotFoundError
+from spotbot.domain import Job, NotFoundError
 from spotbot.domain.job import MAX_ERROR_CHARS
-from spotbot.ports import OutputStore
+from spotbot.ports import JobRecords, OutputStore
 from spotbot.ports.control_planes import ComputeQueue
 from spotbot.services.job_cost import CostBasis, measure_cloud_cost
 
@@ -68,12 +68,6 @@ class FinalizeRequest(BaseModel):
     error: CaughtError | None = None
 
 
-class FinalizeIndex(Protocol):
-    def get_job(self, job_id: str) -> Job | None: ...
-    def save_job(self, job: Job) -> None: ...
-    def counts(self, job_id: str) -> JobCounts: ...
-
-
 @dataclass(frozen=True)
 class Finalized:
     job: Job
@@ -90,7 +84,7 @@ class Finalized:
 
 
 def finalize_job(
-    index: FinalizeIndex,
+    index: JobRecords,
     request: FinalizeRequest,
     open_output: Callable[[str], OutputStore],
     compute: ComputeQueue | None = None,

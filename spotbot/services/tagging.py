@@ -36,9 +36,9 @@ from spotbot.settings import Settings
 
 @dataclass(frozen=True)
 class TagRequest:
-    source: str
+    """How to tag: the source and the output are the stores tag_assets is handed."""
+
     bot: str
-    output: str | None = None
     workers: int | None = None
     shard_size: int | None = None
     job_id: str | None = None
@@ -144,12 +144,9 @@ def tag_assets(
 
         threads = max(1, (os.cpu_count() or 1) // min(workers, max(1, len(shards))))
         work = [
-            ShardWork(
-                job_id=job_id,
-                shard=shard,
-                bot=request.bot,
-                source=store.source,
-                output=output.location,
+            ShardWork.of(
+                job,  # its bot, source and output are the request's: a resumed job's are checked above
+                shard,
                 retry_failed=request.retry_failed,
                 batch_size=request.batch_size,
                 threads=threads,

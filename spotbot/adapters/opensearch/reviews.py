@@ -12,25 +12,18 @@ from typing import Any
 from opensearchpy.exceptions import RequestError
 
 from spotbot.adapters.opensearch.index import OpenSearchTagIndex
+from spotbot.adapters.opensearch.schema import URI_CHARS, typed
 from spotbot.domain import TagRecord
 from spotbot.domain.reviews import Review
 
 REVIEW_MAPPINGS: dict[str, Any] = {
     "dynamic": "strict",
     "properties": {
-        "review_id": {"type": "keyword"},
-        "record_id": {"type": "keyword"},
-        "job_id": {"type": "keyword"},
-        "asset": {"type": "keyword", "ignore_above": 2048},
-        "bot": {"type": "keyword"},
-        "model_version": {"type": "keyword"},
-        "tag_index": {"type": "integer"},
-        "action": {"type": "keyword"},
-        "before": {"type": "object", "enabled": False},  # a tag as the bot wrote it: kept, not searched
-        "after": {"type": "object", "enabled": False},
-        "reviewer": {"type": "keyword"},
-        "reason": {"type": "keyword"},
-        "decided_at": {"type": "date"},
+        **typed("keyword", "review_id", "record_id", "job_id", "bot", "model_version", "action", "reviewer", "reason"),
+        **typed("integer", "tag_index"),
+        **typed("date", "decided_at"),
+        **typed("keyword", "asset", ignore_above=URI_CHARS),
+        **typed("object", "before", "after", enabled=False),  # a tag as the bot wrote it, and as decided: kept, not searched
     },
 }
 PAGE = 200

@@ -18,38 +18,37 @@ _NGRAM_ANALYSIS = {
     },
 }
 
+URI_CHARS = 2048  # s3:// URIs: keywords up to this long are indexed (ignore_above)
+
+
+def typed(kind: str, *names: str, **options: Any) -> dict[str, dict[str, Any]]:
+    """The mappings of fields mapped alike: {"type": kind, **options} each, by name."""
+    return {name: {"type": kind, **options} for name in names}
+
+
 TASK_MAPPINGS: dict[str, Any] = {
     "dynamic": "strict",
     "properties": {
-        "job_id": {"type": "keyword"},
-        "asset": {"type": "keyword"},
-        "etag": {"type": "keyword"},
-        "shard": {"type": "integer"},
-        "status": {"type": "keyword"},
-        "attempts": {"type": "integer"},
-        "error": {"type": "text", "index": False},
-        "updated_at": {"type": "date"},
+        **typed("keyword", "job_id", "asset", "etag", "status"),
+        **typed("integer", "shard", "attempts"),
+        **typed("date", "updated_at"),
+        **typed("text", "error", index=False),
     },
 }
 
 TAG_MAPPINGS: dict[str, Any] = {
     "dynamic": "strict",
     "properties": {
-        "job_id": {"type": "keyword"},
-        "bot": {"type": "keyword"},
-        "model_version": {"type": "keyword"},
-        "asset": {"type": "keyword"},
-        "etag": {"type": "keyword"},
+        # encoding: a text asset's (TagRecord.encoding); reused_from: the job whose record an incremental job copied
+        **typed("keyword", "job_id", "bot", "model_version", "asset", "etag", "encoding", "reused_from"),
+        **typed("date", "created_at"),
         # bots add their own fields to tags (OCR text, boxes): kept in _source, not mapped
         "tags": {
             "type": "object",
             "dynamic": False,
             "properties": {"label": {"type": "keyword"}, "score": {"type": "float"}},
         },
-        "text": {"type": "text", "index": False},  # searched through search_text
-        "encoding": {"type": "keyword"},  # a text asset's encoding (TagRecord.encoding)
-        "created_at": {"type": "date"},
-        "reused_from": {"type": "keyword"},  # the job whose record an incremental job copied
+        **typed("text", "text", index=False),  # searched through search_text
         "search_text": {
             "type": "text",
             "analyzer": "cjk",
@@ -64,32 +63,20 @@ TAG_MAPPINGS: dict[str, Any] = {
 JOB_MAPPINGS: dict[str, Any] = {
     "dynamic": False,  # new Job fields are kept in _source without a mapping change
     "properties": {
-        "job_id": {"type": "keyword"},
-        "bot": {"type": "keyword"},
-        "source": {"type": "keyword", "ignore_above": 2048},
-        "output": {"type": "keyword", "ignore_above": 2048},
-        "status": {"type": "keyword"},
-        "workers": {"type": "integer"},
-        "created_at": {"type": "date"},
-        "finished_at": {"type": "date"},
-        "execution_arn": {"type": "keyword"},
-        "endpoint_name": {"type": "keyword"},
-        "model_version": {"type": "keyword"},
+        **typed("keyword", "job_id", "bot", "status", "execution_arn", "endpoint_name", "model_version"),
+        **typed("integer", "workers"),
+        **typed("date", "created_at", "finished_at"),
+        **typed("keyword", "source", "output", ignore_above=URI_CHARS),
     },
 }
 
 BOT_MAPPINGS: dict[str, Any] = {
     "dynamic": False,
     "properties": {
-        "name": {"type": "keyword"},
-        "file_types": {"type": "keyword"},
-        "input_kind": {"type": "keyword"},
-        "runtime": {"type": "keyword"},  # e.g. "batch", "sagemaker"
-        "image_uri": {"type": "keyword"},
+        # runtime: e.g. "batch", "sagemaker"; model_artifact: s3://.../model.tar.gz
+        **typed("keyword", "name", "file_types", "input_kind", "runtime", "image_uri", "model_artifact", "model_version"),
+        **typed("date", "updated_at"),
         "image_uris": {"type": "object", "dynamic": False},  # e.g. {"cpu": ..., "gpu": ...}
-        "model_artifact": {"type": "keyword"},  # s3://.../model.tar.gz
-        "model_version": {"type": "keyword"},
-        "updated_at": {"type": "date"},
     },
 }
 
@@ -98,11 +85,8 @@ BOT_MAPPINGS: dict[str, Any] = {
 REUSE_MAPPINGS: dict[str, Any] = {
     "dynamic": False,
     "properties": {
-        "bot": {"type": "keyword"},
-        "model_version": {"type": "keyword"},
-        "asset": {"type": "keyword", "ignore_above": 2048},
-        "etag": {"type": "keyword"},
-        "job_id": {"type": "keyword"},
+        **typed("keyword", "bot", "model_version", "etag", "job_id"),
+        **typed("keyword", "asset", ignore_above=URI_CHARS),
     },
 }
 

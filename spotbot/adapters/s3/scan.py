@@ -70,7 +70,8 @@ from spotbot.adapters.s3.listing import (  # noqa: F401  (the step's errors, ret
     SourceNotFoundError,
 )
 from spotbot.domain.catalogue import BUILTIN_CATALOGUE
-from spotbot.domain import AssetRef, BadInputError, Job, JobCounts, JobStatus, Task, TooManyShardsError, plan_tasks, validate_job_id
+from spotbot.domain import AssetRef, BadInputError, JobStatus, Task, TooManyShardsError, plan_tasks, validate_job_id
+from spotbot.ports import JobRecords
 from spotbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -145,13 +146,10 @@ def file_types_for(bot: str, registry: BotRegistry | None = None) -> tuple[str, 
 # the step
 
 
-class ScanIndex(Protocol):
+class ScanIndex(JobRecords, Protocol):
     """What the scanner needs from the tag index (OpenSearchTagIndex; SQLiteTagIndex has the same)."""
 
     def max_shard(self, job_id: str) -> int | None: ...
-    def get_job(self, job_id: str) -> Job | None: ...
-    def save_job(self, job: Job) -> None: ...
-    def counts(self, job_id: str) -> JobCounts: ...
     def tasks_by_asset(self, job_id: str, assets: Iterable[str]) -> dict[str, Task]: ...
     def add_tasks(self, tasks: Iterable[Task]) -> int: ...
 

@@ -119,9 +119,7 @@ def tag(
             store = open_asset_store(source, settings)
             output = open_output_store(default_output_dir(existing, out_dir), settings)
             request = TagRequest(
-                source=source,
                 bot=bot,
-                output=output.location,
                 workers=workers,
                 shard_size=shard_size,
                 job_id=job_id,
