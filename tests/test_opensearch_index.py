@@ -10,7 +10,6 @@ import hashlib
 import json
 import re
 import threading
-import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -322,14 +321,12 @@ def test_label_counts(index):
 
 
 def test_tag_records_pages_past_10000(index):
-    started = time.monotonic()
     count = 10_250
     records = [record(f"/src/{i:05}.txt", [Tag(label="x", score=1)], job="big") for i in range(count)]
     index.record_outcomes(records, [], "big")
     assets = [r.asset for r in index.tag_records("big")]
     assert len(assets) == count and assets == sorted({r.asset for r in records})
     assert index.label_counts(job_id="big") == {"x": count}
-    assert time.monotonic() - started < 30
 
 
 def test_many_tasks_and_shards(index):
