@@ -7,7 +7,7 @@ bots.sentiment.ReviewReader (negation scope, irony, idioms). Steps, all on fixed
 2. linear and MLP heads compared, with and without the template reviews of
    training.sentiment_templates: accuracy on the corpus calibration part, and on the hard train file
    by k-fold (each fold trains on the whole corpus train part and the other folds); the head that
-   reads hard reviews best among those within half a point of v1 on the corpus check wins;
+   reads hard reviews best among those that do not trail v1 on the corpus check (CORPUS_TOLERANCE) wins;
 3. the chosen head is refitted on everything it may see and calibrated (Platt) on the corpus
    calibration part plus its out-of-fold scores on the hard train file;
 4. evaluated once on the held-out parts (corpus and hard file) and published with the training
