@@ -204,7 +204,7 @@ def choose_head(data: TrainingSet, x_check: np.ndarray, y_check: np.ndarray,
                 log: Any) -> tuple[HeadChoice, list[dict], np.ndarray]:
     """Scores each choice on the corpus calibration part and by k-fold on the hard train file."""
     folds = np.arange(len(data.y_hard)) % FOLDS
-    rows, out_of_fold = [], {}
+    rows, out_of_fold, checks = [], {}, []
     for choice in CHOICES:
         oof = np.zeros(len(data.y_hard))
         for k in range(FOLDS):
@@ -215,10 +215,12 @@ def choose_head(data: TrainingSet, x_check: np.ndarray, y_check: np.ndarray,
         hard = float(np.mean((oof >= 0.5) == (data.y_hard == 1)))
         rows.append({**asdict(choice), "corpus_check_accuracy": round(check, 4), "hard_kfold_accuracy": round(hard, 4)})
         out_of_fold[choice] = oof
+        checks.append(check)
         log(f"{choice}: corpus check {check:.4f}, hard k-fold {hard:.4f}")
     prior_check = float(np.mean((x_check[:, PRIOR_COLUMN] >= 0) == (y_check == 1)))
     log(f"prior on the corpus check: {prior_check:.4f}")
-    eligible = [(r, c) for r, c in zip(rows, CHOICES) if r["corpus_check_accuracy"] >= prior_check - CORPUS_TOLERANCE]
+    # unrounded against unrounded: a head that ties v1 line for line is eligible (its rounded figure may not be)
+    eligible = [(r, c) for r, c, accuracy in zip(rows, CHOICES, checks) if accuracy >= prior_check - CORPUS_TOLERANCE]
     eligible = eligible or [max(zip(rows, CHOICES), key=lambda rc: rc[0]["corpus_check_accuracy"])]
     row, choice = max(eligible, key=lambda rc: (rc[0]["hard_kfold_accuracy"], rc[0]["corpus_check_accuracy"]))
     return choice, rows, out_of_fold[choice]
