@@ -44,8 +44,9 @@ from training.sentiment_data import (
 PACKAGED = Path(__file__).resolve().parent.parent / "bots" / "models"
 V1_CORPUS_ACCURACY = 0.8483  # v1's metrics.json; v2 may lose at most a point of it
 # v1's head, trained on 4,800 corpus lines, is v2's prior: its logits on the text and on the deciding
-# clause are two more features. The shared CPU v2 was built on embedded only part of the corpus in time;
-# the prior keeps what v1 learnt from the rest, and a strongly regularized head leans on it and the cues.
+# clause are two more features. The cache now holds the whole corpus (its 35,123 lines are 17,457 distinct
+# ones, all embedded with their deciding clauses; metrics.json's corpus_lines_embedded says so per part);
+# the prior still carries what v1 learnt, and a strongly regularized head leans on it and the cues.
 PRIOR_VERSION = "v1"
 PRIOR_HEAD_FILE = "prior_head.npz"
 PRIOR_COLUMN = -2  # the prior's logit on the whole text; the last column is its logit on the deciding clause
