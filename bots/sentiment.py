@@ -70,14 +70,24 @@ CUE_NAMES = (
 class ReviewReader:
     """Cues a review's embedding tends to miss: negation scope, the deciding clause, irony, idioms.
 
-    The word lists ship with the model version (lexicon.json), so a version's cues never drift.
+    The word lists ship with the model version (lexicon.json), so a version's cues never drift. Lists a
+    lexicon may lack (an older one then reads as before):
+    - "complaint": words that are a complaint only when negated (没出过问题, 没有色差, 不累) and read as
+      praise then; not negated they count for nothing (问题解决了, 广告 as a product). Their negation is
+      sought after the previous sentiment word only (没有解决任何问题: the 没有 is 解决's) and also after
+      them in 一点架子都没有, 一次广告都没弹过;
+    - "regret": markers (可惜, 遗憾) whose clause states a bad fact: when no sentiment word follows, the
+      marker counts as one negative word (包装很精美，可惜里面的杯子是碎的);
+    - "turn" and "expectation": a clause opening with 结果 leans the same way with no sentiment word after
+      it, or, after an expectation (本以为会踩雷，结果…), against what was expected.
     """
 
     def __init__(self, lexicon: dict[str, list[str]]) -> None:
         self.lexicon = {kind: sorted(set(words), key=len, reverse=True) for kind, words in lexicon.items()}
         signs = [(w, 1.0) for w in self.lexicon.get("positive", []) + self.lexicon.get("idiom_positive", [])]
         signs += [(w, -1.0) for w in self.lexicon.get("negative", []) + self.lexicon.get("idiom_negative", [])]
-        self._sign = dict(signs)
+        self._complaints = set(self.lexicon.get("complaint", [])) - {w for w, _ in signs}
+        self._sign = dict(signs + [(w, -1.0) for w in self._complaints])
         self._words = _alternation(self._sign)  # longest first, so 不错 wins over 错
         self._negators = _alternation(self.lexicon.get("negator", []))
         self._not_negating = _alternation(self.lexicon.get("not_negating", _NOT_NEGATING))
@@ -90,17 +100,53 @@ class ReviewReader:
     def polarity_hits(self, text: str) -> list[tuple[str, float, bool]]:
         """Sentiment words left to right, longest first: (word, sign after negation and quotes, negated)."""
         quoted = {i for match in _QUOTED.finditer(text) for i in range(match.start(1), match.end(1))}
-        hits = []
+        hits: list[tuple[int, tuple[str, float, bool]]] = []
+        previous_end = 0
         for match in self._words.finditer(text):
+            word = match.group()
+            if word in self._complaints:
+                count = self._negation_count(text, match.start(), previous_end) + self._negated_after(text, match)
+                previous_end = match.end()
+                if count % 2 == 1:
+                    hits.append((match.start(), (word, 1.0, True)))  # 没出过问题: praise
+                continue
+            previous_end = match.end()
             negated = self._negation_count(text, match.start()) % 2 == 1
-            sign = self._sign[match.group()] * (-1.0 if negated else 1.0)
+            sign = self._sign[word] * (-1.0 if negated else 1.0)
             if match.start() in quoted and sign > 0:
                 sign = -sign  # "贴心" in quotes is praise held at arm's length
-            hits.append((match.group(), sign, negated))
-        return hits
+            hits.append((match.start(), (word, sign, negated)))
+        hits += self._leans(text, [at for at, _ in hits])
+        return [hit for _, hit in sorted(hits, key=lambda item: item[0])]
 
-    def _negation_count(self, text: str, at: int) -> int:
-        start = max(0, at - NEGATION_WINDOW)
+    def _leans(self, text: str, word_starts: list[int]) -> list[tuple[int, tuple[str, float, bool]]]:
+        """Regret and turn markers with no sentiment word after them, as one word of their lean."""
+        leans = []
+        for match in self._kinds.get("regret", _NEVER).finditer(text):
+            if not any(at >= match.end() for at in word_starts) and self._negation_count(text, match.start()) % 2 == 0:
+                leans.append((match.start(), (match.group(), -1.0, False)))  # 可惜里面的杯子是碎的
+        for match in self._kinds.get("turn", _NEVER).finditer(text):
+            if match.start() > 0 and not _CLAUSE_BREAK.fullmatch(text[match.start() - 1]):
+                continue  # 结果 as a noun (检查结果), not as "and then"
+            if any(at >= match.end() for at in word_starts):
+                continue
+            expected = [m for m in self._kinds.get("expectation", _NEVER).finditer(text, 0, match.start())]
+            if not expected:
+                leans.append((match.start(), (match.group(), -1.0, False)))  # 下单三天，结果还没发货
+                continue
+            between = text[expected[-1].start() : match.start()]
+            hoped = sum(sign for _, sign, _ in self.polarity_hits(between))
+            if hoped:  # 本以为会踩雷，结果…: against the expectation
+                leans.append((match.start(), (match.group(), -float(np.sign(hoped)), False)))
+        return leans
+
+    def _negated_after(self, text: str, match: re.Match[str]) -> int:
+        """1 for 一点架子都没有 and 一次广告都没弹过: 一 before the word, 都/也 + 没/不 after it, one clause."""
+        before, after = text[max(0, match.start() - 4) : match.start()], text[match.end() : match.end() + 5]
+        return int(bool(_ONE_BEFORE.search(before) and _NEGATED_AFTER.match(after)))
+
+    def _negation_count(self, text: str, at: int, since: int = 0) -> int:
+        start = max(0, at - NEGATION_WINDOW, since)
         breaks = [m.end() for m in _CLAUSE_BREAK.finditer(text, start, at)]
         window = self._not_negating.sub("_", text[breaks[-1] if breaks else start : at])
         return len(self._negators.findall(window))
@@ -134,6 +180,11 @@ class ReviewReader:
             "exclaim": min(text.count("！") + text.count("!"), 2) / 2,
         }
         return np.array([values[name] for name in CUE_NAMES], dtype=np.float32)
+
+
+_NEVER = re.compile(r"(?!x)x")
+_ONE_BEFORE = re.compile(r"一[^\s，,。.！!？?；;、~…]{0,3}$")
+_NEGATED_AFTER = re.compile(r"[^\s，,。.！!？?；;、~…]{0,3}?[都也](?:没|不)")
 
 
 def _alternation(words: Any) -> re.Pattern[str]:

@@ -33,6 +33,9 @@ CONSTRUCTED = {
     "negated": ["这双袜子一点都不舒服", "售后并不专业", "电池不是很耐用"],
     "double_negation": ["我不能说这家不干净", "没有一道菜是不好吃的"],
     "negating_nothing": ["不过画面很精彩", "不但好看而且耐用", "这双拖鞋特别舒服", "无线充电很方便", "毫不犹豫地推荐给了朋友"],
+    "negated_complaint": ["这台洗衣机三年没出过故障", "屏幕没有一点划痕", "师傅一点架子都没有"],
+    "complaint_not_negated": ["故障灯亮了一下就好了", "划痕修复膜"],
+    "regret": ["外观很大气，可惜插头是英标的", "排了很久的队，结果菜是凉的"],
 }
 
 
@@ -87,6 +90,36 @@ def test_a_lexicon_names_its_words_that_negate_nothing_and_an_older_one_reads_as
     assert signs(ReviewReader(words), "特别舒服") == [-1.0]  # ... which a version trained on it keeps
     assert signs(ReviewReader({**words, "not_negating": ["特别"]}), "特别舒服") == [1.0]
     assert set(_NOT_NEGATING) <= set(json.loads(LEXICON_PATH.read_text(encoding="utf-8"))["not_negating"])
+
+
+COMPLAINTS = {"positive": ["修好", "舒服"], "negative": ["差"], "complaint": ["故障", "划痕", "架子"],
+              "negator": ["没有", "不", "没"], "regret": ["可惜"], "turn": ["结果"], "expectation": ["以为"]}
+
+
+@pytest.mark.parametrize("text", CONSTRUCTED["negated_complaint"])
+def test_a_negated_complaint_reads_as_praise(text):
+    assert signs(ReviewReader(COMPLAINTS), text) == [1.0]
+
+
+@pytest.mark.parametrize("text", CONSTRUCTED["complaint_not_negated"])
+def test_a_complaint_word_not_negated_counts_for_nothing(text):
+    assert signs(ReviewReader(COMPLAINTS), text) == []
+
+
+def test_a_complaint_is_negated_only_after_the_previous_sentiment_word():
+    assert signs(ReviewReader(COMPLAINTS), "没有修好那个故障") == [-1.0]  # the 没有 is 修好's
+
+
+@pytest.mark.parametrize("text", CONSTRUCTED["regret"])
+def test_a_regret_or_turn_with_no_sentiment_word_after_it_leans_negative(text):
+    reader = ReviewReader(COMPLAINTS)
+    assert signs(reader, text)[-1] == -1.0
+    assert signs(ReviewReader({k: v for k, v in COMPLAINTS.items() if k not in ("regret", "turn")}), text) == []
+
+
+def test_a_turn_after_an_expectation_leans_against_it():
+    assert signs(ReviewReader(COMPLAINTS), "以为会很差，结果一个小时就弄完了") == [-1.0, 1.0]
+    assert signs(ReviewReader(COMPLAINTS), "检查结果出来了") == []  # 结果 inside a clause is a noun
 
 
 def test_negation_stops_at_the_clause_boundary(reader):
