@@ -36,6 +36,7 @@ CONSTRUCTED = {
     "negated_complaint": ["这台洗衣机三年没出过故障", "屏幕没有一点划痕", "师傅一点架子都没有"],
     "complaint_not_negated": ["故障灯亮了一下就好了", "划痕修复膜"],
     "regret": ["外观很大气，可惜插头是英标的", "排了很久的队，结果菜是凉的"],
+    "regret_with_a_word": ["可惜店面小了点，菜是真的好吃"],
 }
 
 
@@ -120,6 +121,16 @@ def test_a_regret_or_turn_with_no_sentiment_word_after_it_leans_negative(text):
 def test_a_turn_after_an_expectation_leans_against_it():
     assert signs(ReviewReader(COMPLAINTS), "以为会很差，结果一个小时就弄完了") == [-1.0, 1.0]
     assert signs(ReviewReader(COMPLAINTS), "检查结果出来了") == []  # 结果 inside a clause is a noun
+
+
+@pytest.mark.parametrize("text", CONSTRUCTED["regret_with_a_word"])
+def test_a_regret_followed_by_a_sentiment_word_adds_no_lean(reader, text):
+    assert "可惜" not in [word for word, _, _ in reader.polarity_hits(text)]
+
+
+def test_the_lexicon_reads_a_bad_fact_after_可惜_as_the_verdict(reader):
+    cues = dict(zip(CUE_NAMES, reader.cues("外观很大气，可惜插头是英标的")))
+    assert cues["before_polarity"] >= 0 and cues["clause_polarity"] < 0
 
 
 def test_negation_stops_at_the_clause_boundary(reader):
