@@ -78,8 +78,9 @@ class ReviewReader:
       them in 一点架子都没有, 一次广告都没弹过;
     - "regret": markers (可惜, 遗憾) whose clause states a bad fact: when no sentiment word follows, the
       marker counts as one negative word (包装很精美，可惜里面的杯子是碎的);
-    - "turn" and "expectation": a clause opening with 结果 leans the same way with no sentiment word after
-      it, or, after an expectation (本以为会踩雷，结果…), against what was expected.
+    - "turn": a clause opening with 结果 leans the same way when no sentiment word follows it;
+    - "expectation" and "fear": what a review expected (本以为会踩雷) before a turn or a concession is what
+      proved wrong: its sentiment words flip, and a fear (担心, 怕) with none reads as praise.
     """
 
     def __init__(self, lexicon: dict[str, list[str]]) -> None:
@@ -116,28 +117,51 @@ class ReviewReader:
             if match.start() in quoted and sign > 0:
                 sign = -sign  # "贴心" in quotes is praise held at arm's length
             hits.append((match.start(), (word, sign, negated)))
+        hits = self._expectations(text, hits)
         hits += self._leans(text, [at for at, _ in hits])
         return [hit for _, hit in sorted(hits, key=lambda item: item[0])]
 
+    def _expected(self, text: str) -> list[tuple[re.Match[str], bool]]:
+        """Expectation words (以为, 本来) and fears (担心, 怕), left to right, with whether each is a fear; not
+        one negated or concessive (不担心, 哪怕)."""
+        found = [(m, False) for m in self._kinds.get("expectation", _NEVER).finditer(text)]
+        found += [(m, True) for m in self._kinds.get("fear", _NEVER).finditer(text)]
+        return sorted([(m, fear) for m, fear in found if not (m.start() and text[m.start() - 1] in _NOT_EXPECTING)],
+                      key=lambda item: item[0].start())
+
+    def _expectations(self, text: str, hits: list[tuple[int, tuple[str, float, bool]]]) -> list[tuple[int, tuple[str, float, bool]]]:
+        """本以为会踩雷，结果…: sentiment words between an expectation and the turn or concession after it are what the
+        review says proved wrong, so their signs flip; a fear with no sentiment word in it counts as praise."""
+        covered = 0
+        for match, fear in self._expected(text):
+            if match.start() < covered:
+                continue  # 本来以为: one expectation
+            turns = [m.start() for m in self._kinds.get("turn", _NEVER).finditer(text, match.end())]
+            turns += [m.start() for m in _DECIDING_MARKER.finditer(text, match.end())]
+            if not turns:
+                continue
+            covered = min(turns)
+            inside = [i for i, (at, _) in enumerate(hits) if match.start() <= at < covered]
+            for i in inside:
+                at, (word, sign, negated) = hits[i]
+                hits[i] = (at, (word, -sign, negated))
+            if fear and not inside:
+                hits.append((match.start(), (match.group(), 1.0, False)))  # 担心快递会压坏，结果…
+        return hits
+
     def _leans(self, text: str, word_starts: list[int]) -> list[tuple[int, tuple[str, float, bool]]]:
-        """Regret and turn markers with no sentiment word after them, as one word of their lean."""
+        """Regret markers, and turns not after an expectation, with no sentiment word after them: one negative word."""
         leans = []
         for match in self._kinds.get("regret", _NEVER).finditer(text):
             if not any(at >= match.end() for at in word_starts) and self._negation_count(text, match.start()) % 2 == 0:
                 leans.append((match.start(), (match.group(), -1.0, False)))  # 可惜里面的杯子是碎的
+        expected = [m.start() for m, _ in self._expected(text)]
         for match in self._kinds.get("turn", _NEVER).finditer(text):
             if match.start() > 0 and not _CLAUSE_BREAK.fullmatch(text[match.start() - 1]):
                 continue  # 结果 as a noun (检查结果), not as "and then"
-            if any(at >= match.end() for at in word_starts):
-                continue
-            expected = [m for m in self._kinds.get("expectation", _NEVER).finditer(text, 0, match.start())]
-            if not expected:
-                leans.append((match.start(), (match.group(), -1.0, False)))  # 下单三天，结果还没发货
-                continue
-            between = text[expected[-1].start() : match.start()]
-            hoped = sum(sign for _, sign, _ in self.polarity_hits(between))
-            if hoped:  # 本以为会踩雷，结果…: against the expectation
-                leans.append((match.start(), (match.group(), -float(np.sign(hoped)), False)))
+            if any(at >= match.end() for at in word_starts) or any(at < match.start() for at in expected):
+                continue  # a word decides, or the expectation before it does
+            leans.append((match.start(), (match.group(), -1.0, False)))  # 下单三天，结果还没发货
         return leans
 
     def _negated_after(self, text: str, match: re.Match[str]) -> int:
@@ -183,6 +207,7 @@ class ReviewReader:
 
 
 _NEVER = re.compile(r"(?!x)x")
+_NOT_EXPECTING = "不没哪恐可"  # 不担心, 哪怕, 恐怕, 可怕: no expectation
 _ONE_BEFORE = re.compile(r"一[^\s，,。.！!？?；;、~…]{0,3}$")
 _NEGATED_AFTER = re.compile(r"[^\s，,。.！!？?；;、~…]{0,3}?[都也](?:没|不)")
 

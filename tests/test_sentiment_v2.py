@@ -37,6 +37,9 @@ CONSTRUCTED = {
     "complaint_not_negated": ["故障灯亮了一下就好了", "划痕修复膜"],
     "regret": ["外观很大气，可惜插头是英标的", "排了很久的队，结果菜是凉的"],
     "regret_with_a_word": ["可惜店面小了点，菜是真的好吃"],
+    "expectation_proved_wrong": ["以为会很差，结果一个小时就修好了", "担心会很麻烦，结果一个小时就弄完了",
+                                 "本来想给差评的，但是后来修好了"],
+    "expectation_without_a_turn": ["以为会很差", "不担心会很麻烦", "哪怕很差也要去"],
 }
 
 
@@ -93,8 +96,9 @@ def test_a_lexicon_names_its_words_that_negate_nothing_and_an_older_one_reads_as
     assert set(_NOT_NEGATING) <= set(json.loads(LEXICON_PATH.read_text(encoding="utf-8"))["not_negating"])
 
 
-COMPLAINTS = {"positive": ["修好", "舒服"], "negative": ["差"], "complaint": ["故障", "划痕", "架子"],
-              "negator": ["没有", "不", "没"], "regret": ["可惜"], "turn": ["结果"], "expectation": ["以为"]}
+COMPLAINTS = {"positive": ["修好", "舒服"], "negative": ["差", "差评"], "complaint": ["故障", "划痕", "架子"],
+              "negator": ["没有", "不", "没"], "regret": ["可惜"], "turn": ["结果"], "expectation": ["以为", "本来"],
+              "fear": ["担心", "怕"]}
 
 
 @pytest.mark.parametrize("text", CONSTRUCTED["negated_complaint"])
@@ -118,9 +122,21 @@ def test_a_regret_or_turn_with_no_sentiment_word_after_it_leans_negative(text):
     assert signs(ReviewReader({k: v for k, v in COMPLAINTS.items() if k not in ("regret", "turn")}), text) == []
 
 
-def test_a_turn_after_an_expectation_leans_against_it():
-    assert signs(ReviewReader(COMPLAINTS), "以为会很差，结果一个小时就弄完了") == [-1.0, 1.0]
-    assert signs(ReviewReader(COMPLAINTS), "检查结果出来了") == []  # 结果 inside a clause is a noun
+@pytest.mark.parametrize("text", CONSTRUCTED["expectation_proved_wrong"])
+def test_what_was_expected_or_feared_before_a_turn_proved_wrong(text):
+    assert sum(signs(ReviewReader(COMPLAINTS), text)) > 0
+    assert sum(signs(ReviewReader({k: v for k, v in COMPLAINTS.items() if k not in ("expectation", "fear")}), text)) <= 0
+
+
+@pytest.mark.parametrize("text", CONSTRUCTED["expectation_without_a_turn"])
+def test_an_expectation_with_no_turn_after_it_or_negated_reads_as_written(text):
+    reader = ReviewReader(COMPLAINTS)
+    assert signs(reader, text) == signs(ReviewReader({k: v for k, v in COMPLAINTS.items() if k != "fear"}), text)
+    assert all(sign < 0 for sign in signs(reader, text))
+
+
+def test_结果_inside_a_clause_is_a_noun_with_no_lean():
+    assert signs(ReviewReader(COMPLAINTS), "检查结果出来了") == []
 
 
 @pytest.mark.parametrize("text", CONSTRUCTED["regret_with_a_word"])
