@@ -55,7 +55,7 @@ PRIOR_COLUMN = -2  # the prior's logit on the whole text; the last column is its
 @dataclass(frozen=True)
 class HeadChoice:
     head: str  # "logistic", "residual" (corrections to the prior's logit, which keeps weight 1) or "mlp"
-    hard_weight: float  # each hard example counts as this many corpus lines, with HARD_REFERENCE of them (see hard_scale)
+    hard_weight: float  # each hard example counts as this many corpus lines
     regularization: float = 1.0
     hidden_units: int = 64
     standardize: bool = True  # off: e5's small coordinates are regularized harder than the cues
@@ -66,8 +66,7 @@ CHOICES = (
     HeadChoice("logistic", hard_weight=6.0, regularization=1.0, standardize=False),
     HeadChoice("residual", hard_weight=6.0, regularization=1.0, standardize=False),
     # with 827 hard reviews (409 when 6 and 15 were picked) a weight of 15 gives them nearly the corpus train
-    # part's whole weight and fails the corpus check; 8 and 10 keep their share near what 15 gave the first 409.
-    # The weights are set for HARD_REFERENCE reviews: a larger hard file scales them down (hard_scale)
+    # part's whole weight and fails the corpus check; 8 and 10 keep their share near what 15 gave the first 409
     HeadChoice("residual", hard_weight=8.0, regularization=1.0, standardize=False),
     HeadChoice("residual", hard_weight=10.0, regularization=1.0, standardize=False),
     HeadChoice("residual", hard_weight=10.0, regularization=1.0, standardize=False, templates=True),
@@ -76,15 +75,8 @@ CHOICES = (
     HeadChoice("mlp", hard_weight=6.0),
 )
 TEMPLATE_SHARE = 0.3
-HARD_REFERENCE = 827  # the hard file's size the weights of CHOICES were set for
 CORPUS_TOLERANCE = 0.0  # a head may not trail the prior (v1) on the corpus check: at 0.005 the held-out part fell 1.3 points short
 FOLDS = 3
-
-
-def hard_scale(hard_reviews: int) -> float:
-    """What each choice's hard weight is multiplied by, so the hard file's share of the training weight stays what
-    the choice was set for as reviews are added (1051 reviews at weight 10 pulled 27% harder than 827 did)."""
-    return min(1.0, HARD_REFERENCE / hard_reviews) if hard_reviews else 1.0
 
 
 def fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, choice: HeadChoice, seed: int = 0) -> Head:
@@ -200,13 +192,12 @@ class TrainingSet:
 
     def rows(self, choice: HeadChoice, hard: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Features, labels and weights: the corpus, the selected hard reviews, the templates if chosen."""
-        weight = choice.hard_weight * hard_scale(len(self.y_hard))  # the whole file's size, the same in every fold
         xs, ys = [self.x_corpus, self.x_hard[hard]], [self.y_corpus, self.y_hard[hard]]
-        ws = [np.ones(len(self.y_corpus)), np.full(int(hard.sum()), weight)]
+        ws = [np.ones(len(self.y_corpus)), np.full(int(hard.sum()), choice.hard_weight)]
         if choice.templates:
             xs.append(self.x_templates)
             ys.append(self.y_templates)
-            ws.append(np.full(len(self.y_templates), weight * TEMPLATE_SHARE))
+            ws.append(np.full(len(self.y_templates), choice.hard_weight * TEMPLATE_SHARE))
         return np.vstack(xs), np.concatenate(ys), np.concatenate(ws)
 
 
@@ -307,7 +298,6 @@ def build(version: str, replace: bool, threads: int | None, log: Any = print) ->
         "created_at": datetime.now(timezone.utc).isoformat(),
     }
     config = {"choices": [asdict(c) for c in CHOICES], "folds": FOLDS, "template_share": TEMPLATE_SHARE,
-              "hard_reference": HARD_REFERENCE, "hard_weight_scale": round(hard_scale(len(hard_train)), 4),
               "corpus_tolerance": CORPUS_TOLERANCE, "python": platform.python_version(),
               "seconds": round(time.monotonic() - started, 1)}
 
