@@ -70,14 +70,25 @@ CUE_NAMES = (
 class ReviewReader:
     """Cues a review's embedding tends to miss: negation scope, the deciding clause, irony, idioms.
 
-    The word lists ship with the model version (lexicon.json), so a version's cues never drift.
+    The word lists ship with the model version (lexicon.json), so a version's cues never drift. Lists a
+    lexicon may lack (an older one then reads as before):
+    - "complaint": words that are a complaint only when negated (没出过问题, 没有色差, 不累) and read as
+      praise then; not negated they count for nothing (问题解决了, 广告 as a product). Their negation is
+      sought after the previous sentiment word only (没有解决任何问题: the 没有 is 解决's) and also after
+      them in 一点架子都没有, 一次广告都没弹过;
+    - "regret": markers (可惜, 遗憾) whose clause states a bad fact: when no sentiment word follows, the
+      marker counts as one negative word (包装很精美，可惜里面的杯子是碎的);
+    - "turn": a clause opening with 结果 leans the same way when no sentiment word follows it;
+    - "expectation" and "fear": what a review expected (本以为会踩雷) before a turn or a concession is what
+      proved wrong: its sentiment words flip, and a fear (担心, 怕) with none reads as praise.
     """
 
     def __init__(self, lexicon: dict[str, list[str]]) -> None:
         self.lexicon = {kind: sorted(set(words), key=len, reverse=True) for kind, words in lexicon.items()}
         signs = [(w, 1.0) for w in self.lexicon.get("positive", []) + self.lexicon.get("idiom_positive", [])]
         signs += [(w, -1.0) for w in self.lexicon.get("negative", []) + self.lexicon.get("idiom_negative", [])]
-        self._sign = dict(signs)
+        self._complaints = set(self.lexicon.get("complaint", [])) - {w for w, _ in signs}
+        self._sign = dict(signs + [(w, -1.0) for w in self._complaints])
         self._words = _alternation(self._sign)  # longest first, so 不错 wins over 错
         self._negators = _alternation(self.lexicon.get("negator", []))
         self._not_negating = _alternation(self.lexicon.get("not_negating", _NOT_NEGATING))
@@ -90,17 +101,76 @@ class ReviewReader:
     def polarity_hits(self, text: str) -> list[tuple[str, float, bool]]:
         """Sentiment words left to right, longest first: (word, sign after negation and quotes, negated)."""
         quoted = {i for match in _QUOTED.finditer(text) for i in range(match.start(1), match.end(1))}
-        hits = []
+        hits: list[tuple[int, tuple[str, float, bool]]] = []
+        previous_end = 0
         for match in self._words.finditer(text):
+            word = match.group()
+            if word in self._complaints:
+                count = self._negation_count(text, match.start(), previous_end) + self._negated_after(text, match)
+                previous_end = match.end()
+                if count % 2 == 1:
+                    hits.append((match.start(), (word, 1.0, True)))  # 没出过问题: praise
+                continue
+            previous_end = match.end()
             negated = self._negation_count(text, match.start()) % 2 == 1
-            sign = self._sign[match.group()] * (-1.0 if negated else 1.0)
+            sign = self._sign[word] * (-1.0 if negated else 1.0)
             if match.start() in quoted and sign > 0:
                 sign = -sign  # "贴心" in quotes is praise held at arm's length
-            hits.append((match.group(), sign, negated))
+            hits.append((match.start(), (word, sign, negated)))
+        hits = self._expectations(text, hits)
+        hits += self._leans(text, [at for at, _ in hits])
+        return [hit for _, hit in sorted(hits, key=lambda item: item[0])]
+
+    def _expected(self, text: str) -> list[tuple[re.Match[str], bool]]:
+        """Expectation words (以为, 本来) and fears (担心, 怕), left to right, with whether each is a fear; not
+        one negated or concessive (不担心, 哪怕)."""
+        found = [(m, False) for m in self._kinds.get("expectation", _NEVER).finditer(text)]
+        found += [(m, True) for m in self._kinds.get("fear", _NEVER).finditer(text)]
+        return sorted([(m, fear) for m, fear in found if not (m.start() and text[m.start() - 1] in _NOT_EXPECTING)],
+                      key=lambda item: item[0].start())
+
+    def _expectations(self, text: str, hits: list[tuple[int, tuple[str, float, bool]]]) -> list[tuple[int, tuple[str, float, bool]]]:
+        """本以为会踩雷，结果…: sentiment words between an expectation and the turn or concession after it are what the
+        review says proved wrong, so their signs flip; a fear with no sentiment word in it counts as praise."""
+        covered = 0
+        for match, fear in self._expected(text):
+            if match.start() < covered:
+                continue  # 本来以为: one expectation
+            turns = [m.start() for m in self._kinds.get("turn", _NEVER).finditer(text, match.end())]
+            turns += [m.start() for m in _DECIDING_MARKER.finditer(text, match.end())]
+            if not turns:
+                continue
+            covered = min(turns)
+            inside = [i for i, (at, _) in enumerate(hits) if match.start() <= at < covered]
+            for i in inside:
+                at, (word, sign, negated) = hits[i]
+                hits[i] = (at, (word, -sign, negated))
+            if fear and not inside:
+                hits.append((match.start(), (match.group(), 1.0, False)))  # 担心快递会压坏，结果…
         return hits
 
-    def _negation_count(self, text: str, at: int) -> int:
-        start = max(0, at - NEGATION_WINDOW)
+    def _leans(self, text: str, word_starts: list[int]) -> list[tuple[int, tuple[str, float, bool]]]:
+        """Regret markers, and turns not after an expectation, with no sentiment word after them: one negative word."""
+        leans = []
+        for match in self._kinds.get("regret", _NEVER).finditer(text):
+            if not any(at >= match.end() for at in word_starts) and self._negation_count(text, match.start()) % 2 == 0:
+                leans.append((match.start(), (match.group(), -1.0, False)))  # 可惜里面的杯子是碎的
+        expected = [m.start() for m, _ in self._expected(text)]
+        for match in self._kinds.get("turn", _NEVER).finditer(text):
+            if match.start() > 0 and not _CLAUSE_BREAK.fullmatch(text[match.start() - 1]):
+                continue  # 结果 as a noun (检查结果), not as "and then"
+            if any(at >= match.end() for at in word_starts) or any(at < match.start() for at in expected):
+                continue  # a word decides, or the expectation before it does
+            leans.append((match.start(), (match.group(), -1.0, False)))  # 下单三天，结果还没发货
+        return leans
+
+    def _negated_after(self, text: str, match: re.Match[str]) -> int:
+        """1 for 一点架子都没有 and 一次广告都没弹过: 一 before the word, 都/也 + 没/不 after it, one clause."""
+        before, after = text[max(0, match.start() - 4) : match.start()], text[match.end() : match.end() + 5]
+        return int(bool(_ONE_BEFORE.search(before) and _NEGATED_AFTER.match(after)))
+
+    def _negation_count(self, text: str, at: int, since: int = 0) -> int:
+        start = max(0, at - NEGATION_WINDOW, since)
         breaks = [m.end() for m in _CLAUSE_BREAK.finditer(text, start, at)]
         window = self._not_negating.sub("_", text[breaks[-1] if breaks else start : at])
         return len(self._negators.findall(window))
@@ -134,6 +204,12 @@ class ReviewReader:
             "exclaim": min(text.count("！") + text.count("!"), 2) / 2,
         }
         return np.array([values[name] for name in CUE_NAMES], dtype=np.float32)
+
+
+_NEVER = re.compile(r"(?!x)x")
+_NOT_EXPECTING = "不没哪恐可"  # 不担心, 哪怕, 恐怕, 可怕: no expectation
+_ONE_BEFORE = re.compile(r"一[^\s，,。.！!？?；;、~…]{0,3}$")
+_NEGATED_AFTER = re.compile(r"[^\s，,。.！!？?；;、~…]{0,3}?[都也](?:没|不)")
 
 
 def _alternation(words: Any) -> re.Pattern[str]:

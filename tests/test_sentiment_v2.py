@@ -33,6 +33,13 @@ CONSTRUCTED = {
     "negated": ["这双袜子一点都不舒服", "售后并不专业", "电池不是很耐用"],
     "double_negation": ["我不能说这家不干净", "没有一道菜是不好吃的"],
     "negating_nothing": ["不过画面很精彩", "不但好看而且耐用", "这双拖鞋特别舒服", "无线充电很方便", "毫不犹豫地推荐给了朋友"],
+    "negated_complaint": ["这台洗衣机三年没出过故障", "屏幕没有一点划痕", "师傅一点架子都没有"],
+    "complaint_not_negated": ["故障灯亮了一下就好了", "划痕修复膜"],
+    "regret": ["外观很大气，可惜插头是英标的", "排了很久的队，结果菜是凉的"],
+    "regret_with_a_word": ["可惜店面小了点，菜是真的好吃"],
+    "expectation_proved_wrong": ["以为会很差，结果一个小时就修好了", "担心会很麻烦，结果一个小时就弄完了",
+                                 "本来想给差评的，但是后来修好了"],
+    "expectation_without_a_turn": ["以为会很差", "不担心会很麻烦", "哪怕很差也要去"],
 }
 
 
@@ -87,6 +94,59 @@ def test_a_lexicon_names_its_words_that_negate_nothing_and_an_older_one_reads_as
     assert signs(ReviewReader(words), "特别舒服") == [-1.0]  # ... which a version trained on it keeps
     assert signs(ReviewReader({**words, "not_negating": ["特别"]}), "特别舒服") == [1.0]
     assert set(_NOT_NEGATING) <= set(json.loads(LEXICON_PATH.read_text(encoding="utf-8"))["not_negating"])
+
+
+COMPLAINTS = {"positive": ["修好", "舒服"], "negative": ["差", "差评"], "complaint": ["故障", "划痕", "架子"],
+              "negator": ["没有", "不", "没"], "regret": ["可惜"], "turn": ["结果"], "expectation": ["以为", "本来"],
+              "fear": ["担心", "怕"]}
+
+
+@pytest.mark.parametrize("text", CONSTRUCTED["negated_complaint"])
+def test_a_negated_complaint_reads_as_praise(text):
+    assert signs(ReviewReader(COMPLAINTS), text) == [1.0]
+
+
+@pytest.mark.parametrize("text", CONSTRUCTED["complaint_not_negated"])
+def test_a_complaint_word_not_negated_counts_for_nothing(text):
+    assert signs(ReviewReader(COMPLAINTS), text) == []
+
+
+def test_a_complaint_is_negated_only_after_the_previous_sentiment_word():
+    assert signs(ReviewReader(COMPLAINTS), "没有修好那个故障") == [-1.0]  # the 没有 is 修好's
+
+
+@pytest.mark.parametrize("text", CONSTRUCTED["regret"])
+def test_a_regret_or_turn_with_no_sentiment_word_after_it_leans_negative(text):
+    reader = ReviewReader(COMPLAINTS)
+    assert signs(reader, text)[-1] == -1.0
+    assert signs(ReviewReader({k: v for k, v in COMPLAINTS.items() if k not in ("regret", "turn")}), text) == []
+
+
+@pytest.mark.parametrize("text", CONSTRUCTED["expectation_proved_wrong"])
+def test_what_was_expected_or_feared_before_a_turn_proved_wrong(text):
+    assert sum(signs(ReviewReader(COMPLAINTS), text)) > 0
+    assert sum(signs(ReviewReader({k: v for k, v in COMPLAINTS.items() if k not in ("expectation", "fear")}), text)) <= 0
+
+
+@pytest.mark.parametrize("text", CONSTRUCTED["expectation_without_a_turn"])
+def test_an_expectation_with_no_turn_after_it_or_negated_reads_as_written(text):
+    reader = ReviewReader(COMPLAINTS)
+    assert signs(reader, text) == signs(ReviewReader({k: v for k, v in COMPLAINTS.items() if k != "fear"}), text)
+    assert all(sign < 0 for sign in signs(reader, text))
+
+
+def test_结果_inside_a_clause_is_a_noun_with_no_lean():
+    assert signs(ReviewReader(COMPLAINTS), "检查结果出来了") == []
+
+
+@pytest.mark.parametrize("text", CONSTRUCTED["regret_with_a_word"])
+def test_a_regret_followed_by_a_sentiment_word_adds_no_lean(reader, text):
+    assert "可惜" not in [word for word, _, _ in reader.polarity_hits(text)]
+
+
+def test_the_lexicon_reads_a_bad_fact_after_可惜_as_the_verdict(reader):
+    cues = dict(zip(CUE_NAMES, reader.cues("外观很大气，可惜插头是英标的")))
+    assert cues["before_polarity"] >= 0 and cues["clause_polarity"] < 0
 
 
 def test_negation_stops_at_the_clause_boundary(reader):
