@@ -16,10 +16,9 @@ Execution input is the job: {"job_id", "bot", "source", "output", "workers", "sh
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-import spotbot.adapters.s3.scan  # noqa: F401 - defines the scanner's errors, so permanent_error_names() lists them
-import spotbot.domain.pricing  # noqa: F401 - BudgetExceededError, the scan's last word on a budgeted job
 from spotbot.domain.errors import permanent_error_names
 
 RELEASE_AFTER_FAILURE = "Release the bot endpoint after a failure"
@@ -34,11 +33,19 @@ LAMBDA_RETRY = [
         "JitterStrategy": "FULL",
     }
 ]
+# The modules whose errors the scanner step raises (BudgetExceededError is the scan's last word on a
+# budgeted job); an error from elsewhere is retried, as any unexpected one is.
+SCANNER_ERROR_MODULES = (
+    "spotbot.domain.errors", "spotbot.domain.job", "spotbot.domain.planning", "spotbot.domain.pricing",
+    "spotbot.adapters.s3.listing", "spotbot.adapters.s3.inventory", "spotbot.adapters.s3.scan",
+)  # fmt: skip
+for _module in SCANNER_ERROR_MODULES:
+    importlib.import_module(_module)
 # The scanner is resumable (a retried call finds its own input again): retry its own errors too, but
 # not those a retry cannot mend (a missing bucket, a bad request, a job over its budget): the first
 # retrier that names an error decides, and MaxAttempts 0 sends it straight to the Catch.
 SCANNER_RETRY = LAMBDA_RETRY + [
-    {"ErrorEquals": permanent_error_names(), "MaxAttempts": 0},
+    {"ErrorEquals": permanent_error_names(SCANNER_ERROR_MODULES), "MaxAttempts": 0},
     {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 10, "MaxAttempts": 3, "BackoffRate": 2.0, "JitterStrategy": "FULL"},
 ]
 ENDPOINT_RETRY = LAMBDA_RETRY + [

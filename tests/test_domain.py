@@ -143,3 +143,13 @@ def test_a_shard_of_a_job_carries_the_jobs_id_bot_source_and_output():
     work = ShardWork.of(job, 3, batch_size=8, incremental=False)
     assert work == ShardWork(job_id="j", shard=3, bot="sentiment", source="s3://assets/r", output="s3://out/tags",
                              batch_size=8, incremental=False)  # fmt: skip
+
+
+def test_permanent_error_names_come_from_the_modules_named_only():
+    from spotbot.domain.errors import permanent_error_names
+    import spotbot.services.bots  # noqa: F401 - defines UnknownBotError, a NotFoundError, elsewhere
+
+    assert permanent_error_names(("spotbot.domain.errors",)) == [
+        "BadInputError", "ConflictError", "FieldError", "ForbiddenError", "NotFoundError"]
+    assert "UnknownBotError" in permanent_error_names(("spotbot.services.bots",))
+    assert "UnavailableError" not in permanent_error_names(("spotbot.domain.errors",))

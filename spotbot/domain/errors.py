@@ -46,15 +46,17 @@ class UnavailableError(SpotbotError, RuntimeError):
 PERMANENT = (BadInputError, NotFoundError, ForbiddenError, ConflictError)
 
 
-def permanent_error_names() -> list[str]:
-    """The names of the errors defined so far that a retry cannot mend: bad input, not found, forbidden,
-    conflict, also where the class is an UnavailableError too (SourceNotFoundError is a ScanError). A
-    step Lambda's error is named by its class; the state machine retries none of these."""
+def permanent_error_names(modules: tuple[str, ...]) -> list[str]:
+    """The names of the errors defined in `modules` (the caller has imported them) that a retry cannot
+    mend: bad input, not found, forbidden, conflict, also where the class is an UnavailableError too
+    (SourceNotFoundError is a ScanError). A step Lambda's error is named by its class; the state machine
+    retries none of these. Only the modules named count, so the answer does not depend on what else
+    was imported."""
     found: set[str] = set()
     pending: list[type] = [SpotbotError]
     while pending:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
-        if issubclass(cls, PERMANENT):
+        if issubclass(cls, PERMANENT) and cls.__module__ in modules:
             found.add(cls.__name__)
     return sorted(found)
