@@ -9,6 +9,7 @@ dated table (spotbot/domain/prices_*.json) beside the managed API that does the 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import time
@@ -189,26 +190,15 @@ def estimate_job(
     types = file_types or (builtin.file_types if builtin else None)
     if types is None:
         raise BadInputError(f"bot {request.bot!r}: give its file types (only built-in bots are known without loading)")
-    count = total_bytes = text_units = 0
-    sample: list[AssetRef] = []  # the first texts, read for characters per byte; the rest only counted
-    ratio: float | None = None
-    assumed = False
     sentiment = MANAGED_EQUIVALENT.get(builtin.name if builtin else "") == "comprehend-sentiment"
-    for asset in store.scan(types):  # streamed: an inventory of 100 M keys is counted, never held
+    assets = store.scan(types)  # streamed: an inventory of 100 M keys is counted, never held
+    sample = list(itertools.islice(assets, TEXT_SAMPLE))  # the first ones; texts are read for characters per byte
+    ratio, assumed = _text_ratio(store, sample, calibration, limits) if sentiment and sample else (None, False)
+    count = total_bytes = text_units = 0
+    for asset in itertools.chain(sample, assets):
         count, total_bytes = count + 1, total_bytes + asset.size
-        if not sentiment:
-            continue
-        if ratio is None:
-            sample.append(asset)
-            if len(sample) < TEXT_SAMPLE:
-                continue
-            ratio, assumed = _text_ratio(store, sample, calibration, limits)
-            text_units += sum(comprehend_units(round(a.size * ratio)) for a in sample)
-        else:
+        if ratio is not None:
             text_units += comprehend_units(round(asset.size * ratio))
-    if sentiment and ratio is None and sample:  # fewer texts than the sample
-        ratio, assumed = _text_ratio(store, sample, calibration, limits)
-        text_units += sum(comprehend_units(round(a.size * ratio)) for a in sample)
     share = float(getattr(store, "share_read", 1.0) or 1.0)  # a sampling store read this share of its source
     if share < 1.0:
         count, total_bytes, text_units = round(count / share), round(total_bytes / share), round(text_units / share)
