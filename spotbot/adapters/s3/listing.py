@@ -185,8 +185,17 @@ class ParallelLister:
         stop = threading.Event()
         done_marker = object()
 
+        def is_late() -> bool:
+            return stop.is_set() or (started > 0 and time.monotonic() >= deadline)
+
         def submit(r: KeyRange) -> None:
             nonlocal outstanding
+            with self._lock:
+                late = is_late()
+            if late:  # past the deadline: left for the next run without a trip through the pool
+                with lock:
+                    left.append(r)
+                return
             with lock:
                 outstanding += 1
             pool.submit(task, r)
@@ -195,7 +204,7 @@ class ParallelLister:
             nonlocal started
             try:
                 with self._lock:
-                    late = stop.is_set() or (started > 0 and time.monotonic() >= deadline)
+                    late = is_late()
                     if not late:
                         started += 1
                         self.requests += 1
