@@ -80,7 +80,9 @@ class ReviewReader:
       marker counts as one negative word (包装很精美，可惜里面的杯子是碎的);
     - "turn": a clause opening with 结果 leans the same way when no sentiment word follows it;
     - "expectation" and "fear": what a review expected (本以为会踩雷) before a turn or a concession is what
-      proved wrong: its sentiment words flip, and a fear (担心, 怕) with none reads as praise.
+      proved wrong: its sentiment words flip, and a fear (担心, 怕) with none reads as praise;
+    - "neutral": words that hold a sentiment word and say nothing of the thing reviewed (快递, 好像, 差不多,
+      信用卡, 假期): matched first, as the longer word, and counted for nothing.
     """
 
     def __init__(self, lexicon: dict[str, list[str]]) -> None:
@@ -89,7 +91,8 @@ class ReviewReader:
         signs += [(w, -1.0) for w in self.lexicon.get("negative", []) + self.lexicon.get("idiom_negative", [])]
         self._complaints = set(self.lexicon.get("complaint", [])) - {w for w, _ in signs}
         self._sign = dict(signs + [(w, -1.0) for w in self._complaints])
-        self._words = _alternation(self._sign)  # longest first, so 不错 wins over 错
+        self._neutral = set(self.lexicon.get("neutral", [])) - set(self._sign)
+        self._words = _alternation([*self._sign, *self._neutral])  # longest first: 不错 over 错, 快递 over 快
         self._negators = _alternation(self.lexicon.get("negator", []))
         self._not_negating = _alternation(self.lexicon.get("not_negating", _NOT_NEGATING))
         self._kinds = {kind: _alternation(words) for kind, words in self.lexicon.items()}
@@ -105,6 +108,8 @@ class ReviewReader:
         previous_end = 0
         for match in self._words.finditer(text):
             word = match.group()
+            if word in self._neutral:
+                continue
             if word in self._complaints:
                 count = self._negation_count(text, match.start(), previous_end) + self._negated_after(text, match)
                 previous_end = match.end()
@@ -196,7 +201,7 @@ class ReviewReader:
             "idiom_negative": min(self._count("idiom_negative", text), 2) / 2,
             "irony": min(self._count("irony", text), 2) / 2,
             "quoted": min(len(quotes), 2) / 2,
-            "quoted_praise": float(any(self._sign[w] > 0 for q in quotes for w in self._words.findall(q))),
+            "quoted_praise": float(any(self._sign.get(w, 0.0) > 0 for q in quotes for w in self._words.findall(q))),
             "softened_before": min(self._count("softener", _unsoftened(before)), 1) if before else 0.0,
             "softened_in_clause": min(self._count("softener", _unsoftened(clause or text)), 1),
             "has_clause": float(clause is not None),

@@ -232,3 +232,13 @@ assert "torch" not in [m for m, v in sys.modules.items() if v is not None]
     tags = json.loads(result.stdout)
     assert [label for label, _ in tags] == ["positive", "negative", "positive"]
     assert all(0.5 <= score <= 1 for _, score in tags)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("快递三天才到", []), ("出差住的这家", []), ("差不多就这样吧", []), ("信用卡刷不了", []), ("假期人多", []),
+    ("快递很快", [1.0]), ("快递员态度差", [-1.0]), ("好像还不错", [1.0]),
+])
+def test_a_neutral_word_holding_a_sentiment_word_counts_for_nothing(text, expected):
+    lexicon = {"positive": ["不错", "快"], "negative": ["差"], "negator": ["不"], "neutral": ["快递", "出差", "差不多", "信用卡", "假期", "好像"]}
+    assert signs(ReviewReader(lexicon), text) == expected
+    assert signs(ReviewReader({k: v for k, v in lexicon.items() if k != "neutral"}), "快递三天才到") == [1.0]  # as before
