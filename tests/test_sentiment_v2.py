@@ -248,3 +248,58 @@ def test_a_lexicon_without_neutral_words_reads_as_before():
 
 NEUTRALS = {"positive": ["不错", "快"], "negative": ["差"], "negator": ["不"],
             "neutral": ["快递", "出差", "差不多", "信用卡", "假期", "好像"]}
+
+
+def _conflicting_training_set(rng: np.random.Generator):
+    """A corpus whose label follows feature 0 and a hard set that says the opposite; the prior knows the corpus."""
+    from training.sentiment_v2 import TrainingSet
+
+    def rows(n: int, flip: bool) -> tuple[np.ndarray, np.ndarray]:
+        x = rng.normal(size=(n, 4))
+        y = ((x[:, 0] > 0) != flip).astype(int)
+        x[:, 2] = np.where(x[:, 0] > 0, 2.0, -2.0) + rng.normal(scale=0.5, size=n)  # the prior's logit
+        return x, y
+
+    (xc, yc), (xh, yh) = rows(600, flip=False), rows(90, flip=True)
+    return TrainingSet(xc, yc, xh, yh, xh[:0], yh[:0], np.array(["irony"] * len(yh)))
+
+
+def test_the_head_chosen_may_not_lose_the_corpus_beyond_the_tolerance(monkeypatch):
+    import training.sentiment_v2 as v2
+
+    light, heavy = v2.HeadChoice("residual", hard_weight=0.1), v2.HeadChoice("residual", hard_weight=50.0)
+    monkeypatch.setattr(v2, "CHOICES", (light, heavy))
+    data = _conflicting_training_set(np.random.default_rng(0))
+    choice, rows, oof = v2.choose_head(data, log=lambda line: None)
+    by_weight = {row["hard_weight"]: row for row in rows}
+    # the heavy head reads the hard set better and loses the corpus: the light one is chosen
+    assert by_weight[50.0]["hard_kfold_accuracy"] > by_weight[0.1]["hard_kfold_accuracy"]
+    assert by_weight[50.0]["corpus_vs_prior"] < -v2.CORPUS_TOLERANCE <= by_weight[0.1]["corpus_vs_prior"]
+    assert choice == light and len(oof) == len(data.y_hard)
+    # with the corpus unguarded, the hard set decides
+    monkeypatch.setattr(v2, "CORPUS_TOLERANCE", 1.0)
+    assert v2.choose_head(data, log=lambda line: None)[0] == heavy
+
+
+def test_an_ensemble_head_reads_the_mean_of_its_members_logits():
+    from spotbot.domain.heads import Head
+    from training.sentiment_v2 import mean_of_logits
+
+    rng = np.random.default_rng(1)
+    labels = ["negative", "positive"]
+    linear = Head.from_binary_logit(labels, rng.normal(size=6), 0.3)
+    mlp = Head(labels=labels, layers=[(rng.normal(size=(5, 6)).astype(np.float32), rng.normal(size=5).astype(np.float32)),
+                                      (rng.normal(size=(2, 5)).astype(np.float32), rng.normal(size=2).astype(np.float32))])
+    x = rng.normal(size=(40, 6)) * 3
+
+    def logit(head: Head) -> np.ndarray:
+        p = head.predict_proba(x)
+        return np.log(p[:, 1]) - np.log(p[:, 0])
+
+    combined = mean_of_logits([linear, mlp], [0.25, 0.75])
+    assert len(combined.layers) == 2 and combined.layers[0][0].shape == (2 + 5, 6)
+    np.testing.assert_allclose(logit(combined), 0.25 * logit(linear) + 0.75 * logit(mlp), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(logit(mean_of_logits([mlp, mlp, combined])),
+                               (2 * logit(mlp) + logit(combined)) / 3, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="binary heads"):
+        mean_of_logits([Head(labels=["a", "b", "c"], layers=[(np.zeros((3, 6), np.float32), np.zeros(3, np.float32))])])

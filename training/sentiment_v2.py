@@ -5,14 +5,17 @@ bots.sentiment.ReviewReader (negation scope, irony, idioms). Steps, all on fixed
 1. features for the corpus train part and the hard train file (embeddings from the cache of
    training.embedding_cache; texts missing there are embedded now);
 2. linear and MLP heads compared, with and without the template reviews of
-   training.sentiment_templates: accuracy on the corpus calibration part, and on the hard train file
-   by k-fold (each fold trains on the whole corpus train part and the other folds); the head that
-   reads hard reviews best among those that do not trail v1 on the corpus check (CORPUS_TOLERANCE) wins;
+   training.sentiment_templates, by a joint k-fold over the corpus train part and the hard train file:
+   fold k trains on the other folds of both, so every line is scored by a head that never saw it. The
+   corpus figure is paired with v1's on the same 12,000 lines (the 1,700-line calibration part was too
+   noisy to guard the corpus: v1 scores 0.827 there, 0.837 on the train part, 0.846 held out). The head
+   that reads hard reviews best among those within CORPUS_TOLERANCE of v1 on the corpus wins;
 3. the chosen head is refitted on everything it may see and calibrated (Platt) on the corpus
    calibration part plus its out-of-fold scores on the hard train file;
 4. evaluated once on the held-out parts (corpus and hard file) and published with the training
    framework (training.trainer.write_version) into bots/models/sentiment/<version>.
     nice -n 10 python -m training.sentiment_v2 [--version v2] [--replace]
+    nice -n 10 python -m training.sentiment_v2 --compare   # step 2 only: the table, nothing held out read
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -54,28 +57,31 @@ PRIOR_COLUMN = -2  # the prior's logit on the whole text; the last column is its
 
 @dataclass(frozen=True)
 class HeadChoice:
-    head: str  # "logistic", "residual" (corrections to the prior's logit, which keeps weight 1) or "mlp"
+    # "logistic", "residual" (corrections to the prior's logit, which keeps weight 1), "mlp", or "ensemble":
+    # the mean of the logits of a logistic head (unstandardized) and of the MLPs (half each)
+    head: str
     hard_weight: float  # each hard example counts as this many corpus lines
     regularization: float = 1.0
     hidden_units: int = 64
     standardize: bool = True  # off: e5's small coordinates are regularized harder than the cues
     templates: bool = False  # add training.sentiment_templates' reviews, each at TEMPLATE_SHARE of a hard one
+    seeds: int = 1  # MLPs trained from this many seeds, their logits averaged: one MLP varies a point from seed to seed
 
 
+# the joint k-fold of round 2 (1,417 hard reviews): a linear head pays about 0.4 of a corpus point per unit of
+# hard weight (weight 3: -0.4 vs v1, hard 0.795; weight 6: -1.6, 0.826); a bag of three 256-unit MLPs at weight
+# 10 gains on the corpus (+0.7, hard 0.84) and reads irony better (0.78 against 0.65), the linear head negation
+# (0.85 against 0.81): their mean keeps both (+0.5, 0.844)
 CHOICES = (
-    HeadChoice("logistic", hard_weight=6.0, regularization=1.0, standardize=False),
-    HeadChoice("residual", hard_weight=6.0, regularization=1.0, standardize=False),
-    # with 827 hard reviews (409 when 6 and 15 were picked) a weight of 15 gives them nearly the corpus train
-    # part's whole weight and fails the corpus check; 8 and 10 keep their share near what 15 gave the first 409
-    HeadChoice("residual", hard_weight=8.0, regularization=1.0, standardize=False),
-    HeadChoice("residual", hard_weight=10.0, regularization=1.0, standardize=False),
-    HeadChoice("residual", hard_weight=10.0, regularization=1.0, standardize=False, templates=True),
-    HeadChoice("residual", hard_weight=15.0, regularization=1.0, standardize=False),
-    HeadChoice("residual", hard_weight=15.0, regularization=1.0, standardize=False, templates=True),
-    HeadChoice("mlp", hard_weight=6.0),
+    HeadChoice("logistic", hard_weight=3.0, regularization=1.0, standardize=False),
+    HeadChoice("mlp", hard_weight=10.0, hidden_units=256, seeds=3),
+    HeadChoice("ensemble", hard_weight=10.0, hidden_units=256, seeds=3),
+    HeadChoice("ensemble", hard_weight=15.0, hidden_units=256, seeds=3),
 )
 TEMPLATE_SHARE = 0.3
-CORPUS_TOLERANCE = 0.0  # a head may not trail the prior (v1) on the corpus check: at 0.005 the held-out part fell 1.3 points short
+# a head may trail the prior (v1) by half a point on the corpus k-fold, paired line for line: half of what
+# the approval rule allows on the held-out part, the rest kept for the held-out part's own noise
+CORPUS_TOLERANCE = 0.005
 FOLDS = 3
 
 
@@ -84,6 +90,13 @@ def fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, choice: HeadChoice, s
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
+    if choice.head == "ensemble":
+        linear = fit(x, y, weights, replace(choice, head="logistic", standardize=False, seeds=1), seed)
+        mlps = fit(x, y, weights, replace(choice, head="mlp", standardize=True), seed)
+        return mean_of_logits([linear, mlps], [0.5, 0.5])
+    if choice.head == "mlp" and choice.seeds > 1:
+        one = replace(choice, seeds=1)
+        return mean_of_logits([fit(x, y, weights, one, seed + k) for k in range(choice.seeds)])
     mean, scale = (x.mean(axis=0), x.std(axis=0) + 1e-6) if choice.standardize else (0.0 * x[0], 1.0 + 0.0 * x[0])
     z = (x - mean) / scale
     if choice.head == "residual":
@@ -105,6 +118,28 @@ def fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, choice: HeadChoice, s
     first = ((w0.T / scale).astype(np.float32), (b0 - w0.T @ (mean / scale)).astype(np.float32))
     last = (np.vstack([-w1.T / 2, w1.T / 2]).astype(np.float32), np.array([-b1[0] / 2, b1[0] / 2], np.float32))
     return Head(labels=list(LABELS), layers=[first, last])
+
+
+def mean_of_logits(heads: list[Head], shares: list[float] | None = None) -> Head:
+    """One two-layer head whose binary logit is the (share-weighted) mean of its members' logits.
+
+    The members' hidden units sit side by side in its first layer; a one-layer (linear) member, whose
+    outputs are -z/2 and z/2, passes through the ReLU as those two units, since z/2 = relu(z/2) - relu(-z/2).
+    """
+    shares = shares or [1.0 / len(heads)] * len(heads)
+    firsts, lasts, bias = [], [], np.zeros(2, np.float32)
+    for head, share in zip(heads, shares):
+        if len(head.labels) != 2 or head.labels != heads[0].labels or len(head.layers) > 2:
+            raise ValueError("mean_of_logits takes binary heads of one or two layers with the same labels")
+        if len(head.layers) == 1:
+            firsts.append(head.layers[0])
+            lasts.append(np.array([[1.0, -1.0], [-1.0, 1.0]], np.float32) * share)
+        else:
+            firsts.append(head.layers[0])
+            lasts.append(head.layers[1][0] * share)
+            bias += head.layers[1][1] * share
+    first = (np.vstack([w for w, _ in firsts]).astype(np.float32), np.concatenate([b for _, b in firsts]).astype(np.float32))
+    return Head(labels=list(heads[0].labels), layers=[first, (np.hstack(lasts).astype(np.float32), bias.astype(np.float32))])
 
 
 def fit_residual(x: np.ndarray, y: np.ndarray, weights: np.ndarray, offset: np.ndarray,
@@ -189,41 +224,53 @@ class TrainingSet:
     y_hard: np.ndarray
     x_templates: np.ndarray
     y_templates: np.ndarray
+    hard_kinds: np.ndarray  # each hard review's kind, for the per-kind k-fold figures
 
-    def rows(self, choice: HeadChoice, hard: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Features, labels and weights: the corpus, the selected hard reviews, the templates if chosen."""
-        xs, ys = [self.x_corpus, self.x_hard[hard]], [self.y_corpus, self.y_hard[hard]]
-        ws = [np.ones(len(self.y_corpus)), np.full(int(hard.sum()), choice.hard_weight)]
+    def rows(self, choice: HeadChoice, corpus: np.ndarray, hard: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features, labels and weights: the selected corpus lines and hard reviews, the templates if chosen."""
+        xs, ys = [self.x_corpus[corpus], self.x_hard[hard]], [self.y_corpus[corpus], self.y_hard[hard]]
+        ws = [np.ones(int(corpus.sum())), np.full(int(hard.sum()), choice.hard_weight)]
         if choice.templates:
             xs.append(self.x_templates)
             ys.append(self.y_templates)
             ws.append(np.full(len(self.y_templates), choice.hard_weight * TEMPLATE_SHARE))
         return np.vstack(xs), np.concatenate(ys), np.concatenate(ws)
 
+    def everything(self, choice: HeadChoice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.rows(choice, np.ones(len(self.y_corpus), dtype=bool), np.ones(len(self.y_hard), dtype=bool))
 
-def choose_head(data: TrainingSet, x_check: np.ndarray, y_check: np.ndarray,
-                log: Any) -> tuple[HeadChoice, list[dict], np.ndarray]:
-    """Scores each choice on the corpus calibration part and by k-fold on the hard train file."""
-    folds = np.arange(len(data.y_hard)) % FOLDS
-    rows, out_of_fold, checks = [], {}, []
+
+def accuracy(p_positive: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean((p_positive >= 0.5) == (y == 1)))
+
+
+def choose_head(data: TrainingSet, log: Any) -> tuple[HeadChoice, list[dict], np.ndarray]:
+    """Scores each choice by a joint k-fold over the corpus train part and the hard train file."""
+    corpus_folds, hard_folds = np.arange(len(data.y_corpus)) % FOLDS, np.arange(len(data.y_hard)) % FOLDS
+    prior = accuracy((data.x_corpus[:, PRIOR_COLUMN] >= 0).astype(float), data.y_corpus)
+    log(f"prior ({PRIOR_VERSION}) on the corpus train part: {prior:.4f}")
+    rows, out_of_fold = [], {}
     for choice in CHOICES:
-        oof = np.zeros(len(data.y_hard))
+        started = time.monotonic()
+        corpus_oof, hard_oof = np.zeros(len(data.y_corpus)), np.zeros(len(data.y_hard))
         for k in range(FOLDS):
-            head = fit(*data.rows(choice, folds != k), choice)
-            oof[folds == k] = positive(head, data.x_hard[folds == k])
-            if k == 0:
-                check = float(np.mean((positive(head, x_check) >= 0.5) == (y_check == 1)))
-        hard = float(np.mean((oof >= 0.5) == (data.y_hard == 1)))
-        rows.append({**asdict(choice), "corpus_check_accuracy": round(check, 4), "hard_kfold_accuracy": round(hard, 4)})
-        out_of_fold[choice] = oof
-        checks.append(check)
-        log(f"{choice}: corpus check {check:.4f}, hard k-fold {hard:.4f}")
-    prior_check = float(np.mean((x_check[:, PRIOR_COLUMN] >= 0) == (y_check == 1)))
-    log(f"prior on the corpus check: {prior_check:.4f}")
-    # unrounded against unrounded: a head that ties v1 line for line is eligible (its rounded figure may not be)
-    eligible = [(r, c) for r, c, accuracy in zip(rows, CHOICES, checks) if accuracy >= prior_check - CORPUS_TOLERANCE]
-    eligible = eligible or [max(zip(rows, CHOICES), key=lambda rc: rc[0]["corpus_check_accuracy"])]
-    row, choice = max(eligible, key=lambda rc: (rc[0]["hard_kfold_accuracy"], rc[0]["corpus_check_accuracy"]))
+            head = fit(*data.rows(choice, corpus_folds != k, hard_folds != k), choice)
+            corpus_oof[corpus_folds == k] = positive(head, data.x_corpus[corpus_folds == k])
+            hard_oof[hard_folds == k] = positive(head, data.x_hard[hard_folds == k])
+        right = (hard_oof >= 0.5) == (data.y_hard == 1)
+        row = {**asdict(choice), "corpus_kfold_accuracy": round(accuracy(corpus_oof, data.y_corpus), 4),
+               "corpus_vs_prior": round(accuracy(corpus_oof, data.y_corpus) - prior, 4),
+               "hard_kfold_accuracy": round(float(right.mean()), 4),
+               "hard_kfold_per_kind": {kind: round(float(right[data.hard_kinds == kind].mean()), 4)
+                                       for kind in HARD_KINDS if np.any(data.hard_kinds == kind)},
+               "seconds": round(time.monotonic() - started, 1)}
+        rows.append(row)
+        out_of_fold[choice] = hard_oof
+        log(f"{choice}: corpus k-fold {row['corpus_kfold_accuracy']:.4f} ({100 * row['corpus_vs_prior']:+.2f} vs the prior), "
+            f"hard k-fold {row['hard_kfold_accuracy']:.4f} {row['hard_kfold_per_kind']} in {row['seconds']}s")
+    eligible = [(r, c) for r, c in zip(rows, CHOICES) if r["corpus_vs_prior"] >= -CORPUS_TOLERANCE]
+    eligible = eligible or [max(zip(rows, CHOICES), key=lambda rc: rc[0]["corpus_vs_prior"])]
+    row, choice = max(eligible, key=lambda rc: (rc[0]["hard_kfold_accuracy"], rc[0]["corpus_vs_prior"]))
     return choice, rows, out_of_fold[choice]
 
 
@@ -236,7 +283,9 @@ def packaged_head(version: str) -> Head:
         return Head.load(resolved.path / str(resolved.manifest.get("head", HEAD_FILE)))
 
 
-def build(version: str, replace: bool, threads: int | None, log: Any = print) -> dict[str, Any]:
+def build(version: str, replace: bool, threads: int | None, log: Any = print,
+          compare_only: bool = False) -> dict[str, Any]:
+    """Trains, evaluates and publishes a version; compare_only stops after the k-fold table (step 2)."""
     started = time.monotonic()
     prior = packaged_head(PRIOR_VERSION)
     reader = FeatureReader(threads, prior)
@@ -253,13 +302,15 @@ def build(version: str, replace: bool, threads: int | None, log: Any = print) ->
     templates = template_reviews()
     data = TrainingSet(reader.features(usable["train"]), labels_of(usable["train"]),
                        reader.features(hard_train), labels_of(hard_train),
-                       reader.features(templates), labels_of(templates))
+                       reader.features(templates), labels_of(templates), np.array([r.kind for r in hard_train]))
     x_check, y_check = reader.features(usable["calibration"]), labels_of(usable["calibration"])
     log(f"features ready after {time.monotonic() - started:.0f}s")
 
-    choice, comparison, hard_oof = choose_head(data, x_check, y_check, log)
+    choice, comparison, hard_oof = choose_head(data, log)
     log(f"chosen: {choice}")
-    head = fit(*data.rows(choice, np.ones(len(data.y_hard), dtype=bool)), choice)
+    if compare_only:
+        return {"chosen": asdict(choice), "head_comparison": comparison}
+    head = fit(*data.everything(choice), choice)
     calibration = fit_calibration(np.concatenate([positive(head, x_check), hard_oof]),
                                   np.concatenate([y_check, data.y_hard]))
     log(f"calibration: {calibration}")
@@ -324,8 +375,11 @@ def main() -> None:
     parser.add_argument("--version", default="v2")
     parser.add_argument("--replace", action="store_true", help="replace the packaged version of that name")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compare", action="store_true",
+                        help="print the k-fold comparison of heads and stop: nothing held out is scored, nothing published")
     args = parser.parse_args()
-    report = build(args.version, args.replace, args.threads, log=lambda line: print(line, flush=True))
+    report = build(args.version, args.replace, args.threads, log=lambda line: print(line, flush=True),
+                   compare_only=args.compare)
     print(json.dumps(report, indent=2, ensure_ascii=False))
 
 
