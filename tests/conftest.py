@@ -17,6 +17,8 @@ from spotbot.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
+# the sentiment version the package makes current (its approval rule passed); test_sentiment_v2 checks the registry agrees
+CURRENT_SENTIMENT = "v3"
 # the handlers the stack deploys as zip functions on the shared layer: every lambdas/<name>/handler.py but
 # the watch consumer's, which runs from the bots' serving image (stacks/watches.py)
 IMAGE_LAMBDAS = ("watch_consumer",)

@@ -28,7 +28,7 @@ from spotbot.adapters.s3.assets import S3AssetStore
 from spotbot.adapters.s3.output import S3OutputStore
 from spotbot.domain import Job, JobStatus, TaskStatus
 from spotbot.services.planning import add_assets
-from tests.conftest import REPO
+from tests.conftest import CURRENT_SENTIMENT, REPO
 from tests.test_serving import start_server, stop_server
 
 LENGTH = "tests.support_bots:LengthBot"
@@ -259,7 +259,7 @@ def test_sentiment_in_the_container_and_behind_an_endpoint_tag_alike(cloud: Clou
     assert {name: tags[0]["label"] for name, (_, tags) in in_container.items()} == {
         name: "positive" if name.startswith("good") else "negative" for name in reviews
     }
-    assert {version for version, _ in in_container.values()} == {"v2"}  # the current version, on both sides
+    assert {version for version, _ in in_container.values()} == {CURRENT_SENTIMENT}  # the current version, on both sides
 
 
 def test_sigterm_mid_predict_saves_the_batch_and_a_retry_tags_each_asset_once(cloud: Cloud):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLES, run_spotbot
+from tests.conftest import CURRENT_SENTIMENT, SAMPLES, run_spotbot
 from tests.test_pipeline import assert_outputs_agree
 
 
@@ -54,7 +54,7 @@ def test_sentiment_gets_the_known_labels(tagged, expected):
     records = by_relative_path(assert_outputs_agree(home, out, "reviews"))
     got = {path: record["tags"][0]["label"] for path, record in records.items()}
     assert got == expected["sentiment"]
-    assert all(record["model_version"] == "v2" for record in records.values())  # the current packaged version
+    assert all(record["model_version"] == CURRENT_SENTIMENT for record in records.values())  # the current packaged version
 
 
 def test_search_finds_ocr_text_and_review_text(tagged, expected):
@@ -80,4 +80,4 @@ def test_jobs_status_and_bots_commands(tagged):
     assert summary["counts"]["done"] == 15 and summary["status"] == "COMPLETED"
     bots = {b["name"]: b for b in json.loads(run_spotbot(home, "bots", "--json").stdout)}
     assert bots["scene-text"]["file_types"][:2] == [".jpg", ".jpeg"] and bots["sentiment"]["file_types"] == [".txt", ".pdf"]
-    assert bots["sentiment"]["model_version"] == "v2" and bots["scene-text"]["runtime"] == "in-process"
+    assert bots["sentiment"]["model_version"] == CURRENT_SENTIMENT and bots["scene-text"]["runtime"] == "in-process"

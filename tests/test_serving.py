@@ -39,7 +39,7 @@ from spotbot.settings import Settings
 from spotbot.adapters.wiring import open_model_registry
 from spotbot.services.shard import tag_shard
 from spotbot.services.planning import add_assets
-from tests.conftest import REPO, SAMPLES, read_parts
+from tests.conftest import CURRENT_SENTIMENT, REPO, SAMPLES, read_parts
 
 FUSSY = "tests.support_bots:FussyBot"  # LengthBot, but raises on any batch holding "boom"
 LIMITS = DecodeLimits(max_asset_bytes=2**26, max_image_pixels=50_000_000, max_text_bytes=2**20)
@@ -298,7 +298,7 @@ def test_sentiment_through_the_endpoint_matches_in_process(sentiment_server):
     remote = runtime.predict(texts)
     assert remote == local.predict(texts)
     assert [tags[0].label for tags in remote] == ["positive", "negative"]
-    assert runtime.model_version == local.model_version == "v2"
+    assert runtime.model_version == local.model_version == CURRENT_SENTIMENT
     assert runtime.predict([]) == []
 
 
