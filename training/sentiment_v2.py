@@ -21,12 +21,13 @@ bots.sentiment.ReviewReader (negation scope, irony, idioms). Steps, all on fixed
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -94,11 +95,11 @@ def fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, choice: HeadChoice, s
     from sklearn.neural_network import MLPClassifier
 
     if choice.head == "ensemble":
-        linear = fit(x, y, weights, replace(choice, head="logistic", standardize=False, seeds=1), seed)
-        mlps = fit(x, y, weights, replace(choice, head="mlp", standardize=True), seed)
+        linear = fit(x, y, weights, dataclasses.replace(choice, head="logistic", standardize=False, seeds=1), seed)
+        mlps = fit(x, y, weights, dataclasses.replace(choice, head="mlp", standardize=True), seed)
         return mean_of_logits([linear, mlps], [0.5, 0.5])
     if choice.head == "mlp" and choice.seeds > 1:
-        one = replace(choice, seeds=1)
+        one = dataclasses.replace(choice, seeds=1)
         return mean_of_logits([fit(x, y, weights, one, seed + k) for k in range(choice.seeds)])
     mean, scale = (x.mean(axis=0), x.std(axis=0) + 1e-6) if choice.standardize else (0.0 * x[0], 1.0 + 0.0 * x[0])
     z = (x - mean) / scale
@@ -141,8 +142,10 @@ def mean_of_logits(heads: list[Head], shares: list[float] | None = None) -> Head
             firsts.append(head.layers[0])
             lasts.append(head.layers[1][0] * share)
             bias += head.layers[1][1] * share
-    first = (np.vstack([w for w, _ in firsts]).astype(np.float32), np.concatenate([b for _, b in firsts]).astype(np.float32))
-    return Head(labels=list(heads[0].labels), layers=[first, (np.hstack(lasts).astype(np.float32), bias.astype(np.float32))])
+    first = (np.vstack([w for w, _ in firsts]).astype(np.float32),
+             np.concatenate([b for _, b in firsts]).astype(np.float32))
+    last = (np.hstack(lasts).astype(np.float32), bias.astype(np.float32))
+    return Head(labels=list(heads[0].labels), layers=[first, last])
 
 
 def fit_residual(x: np.ndarray, y: np.ndarray, weights: np.ndarray, offset: np.ndarray,
@@ -229,7 +232,8 @@ class TrainingSet:
     y_templates: np.ndarray
     hard_kinds: np.ndarray  # each hard review's kind, for the per-kind k-fold figures
 
-    def rows(self, choice: HeadChoice, corpus: np.ndarray, hard: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def rows(self, choice: HeadChoice, corpus: np.ndarray,
+             hard: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Features, labels and weights: the selected corpus lines and hard reviews, the templates if chosen."""
         xs, ys = [self.x_corpus[corpus], self.x_hard[hard]], [self.y_corpus[corpus], self.y_hard[hard]]
         ws = [np.ones(int(corpus.sum())), np.full(int(hard.sum()), choice.hard_weight)]
@@ -269,7 +273,8 @@ def choose_head(data: TrainingSet, log: Any) -> tuple[HeadChoice, list[dict], np
                "seconds": round(time.monotonic() - started, 1)}
         rows.append(row)
         out_of_fold[choice] = hard_oof
-        log(f"{choice}: corpus k-fold {row['corpus_kfold_accuracy']:.4f} ({100 * row['corpus_vs_prior']:+.2f} vs the prior), "
+        log(f"{choice}: corpus k-fold {row['corpus_kfold_accuracy']:.4f} "
+            f"({100 * row['corpus_vs_prior']:+.2f} vs the prior), "
             f"hard k-fold {row['hard_kfold_accuracy']:.4f} {row['hard_kfold_per_kind']} in {row['seconds']}s")
     eligible = [(r, c) for r, c in zip(rows, CHOICES) if r["corpus_vs_prior"] >= -CORPUS_TOLERANCE]
     eligible = eligible or [max(zip(rows, CHOICES), key=lambda rc: rc[0]["corpus_vs_prior"])]
@@ -379,7 +384,8 @@ def main() -> None:
     parser.add_argument("--replace", action="store_true", help="replace the packaged version of that name")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compare", action="store_true",
-                        help="print the k-fold comparison of heads and stop: nothing held out is scored, nothing published")
+                        help="print the k-fold comparison of heads and stop: nothing held out is scored, "
+                             "nothing published")
     args = parser.parse_args()
     report = build(args.version, args.replace, args.threads, log=lambda line: print(line, flush=True),
                    compare_only=args.compare)
