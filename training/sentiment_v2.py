@@ -178,14 +178,22 @@ def fit_calibration(raw: np.ndarray, y: np.ndarray) -> ScoreCalibration:
     return ScoreCalibration(slope=float(model.coef_[0, 0]), intercept=float(model.intercept_[0]))
 
 
-def expected_calibration_error(p_positive: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
-    """ECE of the score the bot reports (the chosen label's probability, 0.5 to 1), in equal-width bins."""
+def reliability(p_positive: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """The reported score (the chosen label's probability, 0.5 to 1) in equal-width bins: for each bin with
+    reviews in it, how many, their mean score and the share the bot got right."""
     confidence = np.maximum(p_positive, 1 - p_positive)
     correct = (p_positive >= 0.5) == (y == 1)
     edges = np.linspace(0.5, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    return float(sum(abs(correct[which == b].mean() - confidence[which == b].mean()) * np.mean(which == b)
-                     for b in range(bins) if np.any(which == b)))
+    return [{"from": float(edges[b]), "to": float(edges[b + 1]), "count": int(np.sum(which == b)),
+             "score": float(confidence[which == b].mean()), "accuracy": float(correct[which == b].mean())}
+            for b in range(bins) if np.any(which == b)]
+
+
+def expected_calibration_error(p_positive: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """ECE of the reported score: the count-weighted gap between each bin's mean score and its accuracy."""
+    rows = reliability(p_positive, y, bins)
+    return float(sum(abs(r["accuracy"] - r["score"]) * r["count"] for r in rows) / max(len(y), 1))
 
 
 def labels_of(reviews: list[Review]) -> np.ndarray:
