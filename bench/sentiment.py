@@ -38,6 +38,7 @@ from training.embedding_cache import CachedEmbedder, open_cache, texts_to_embed 
 from training.sentiment_data import HARD_KINDS, Review, corpus_split, hard_examples  # noqa: E402
 from training.sentiment_v2 import evaluate, reliability  # noqa: E402
 
+
 def positive_scores(bot: SentimentBot, texts: list[str], batch: int = 64) -> np.ndarray:
     tags = [t[0] for start in range(0, len(texts), batch) for t in bot.predict(texts[start : start + batch])]
     return np.array([tag.score if tag.label == "positive" else 1.0 - tag.score for tag in tags])
