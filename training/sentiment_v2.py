@@ -70,7 +70,7 @@ class HeadChoice:
 
 
 # the joint k-fold (1,283 hard reviews): a linear head pays about 0.4 of a corpus point per unit of hard weight
-# (weight 3: -0.3 vs v1, hard 0.793; weight 6: -1.6, 0.826); a bag of three 256-unit MLPs at weight 10 gains on
+# (weight 3: -0.3 vs v1, hard 0.793; weight 6: -1.5, 0.828); a bag of three 256-unit MLPs at weight 10 gains on
 # the corpus (+0.8, hard 0.814) and reads irony better (0.75 against 0.66), the linear head negation (0.84
 # against 0.80): their mean keeps both (+0.9, 0.828). Weight 15 (+0.6, 0.831) sat at the grid's edge with corpus
 # margin left, so 20 and 25 were added (+0.2, 0.836; +0.1, 0.835)
