@@ -45,7 +45,7 @@ browser:
 ## Run the test suite (CI runs exactly this, through .ci/run).
 test: setup browser
 	# the Lambda layer is built as cdk deploy builds it (pip for the Lambda platform) and each handler imported from it;
-	# two processes, a test file each at a time (a file's fixtures start its servers once): 2 min 28 s to 2 min 42 s on a fresh clone here
+	# two processes, a test file each at a time (a file's fixtures start its servers once): 2 min 28 s to 3 min 45 s on a fresh clone here, as the machine is busy
 	SPOTBOT_TEST_LAYER_BUILD=1 $(BIN)/python -m pytest -n 2 --dist loadfile
 
 ## Benchmarks: figures, not pass/fail.

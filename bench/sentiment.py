@@ -36,7 +36,7 @@ from spotbot.adapters.model_stores import PackagedModelStore  # noqa: E402
 from spotbot.services.models import ModelRegistry  # noqa: E402
 from training.embedding_cache import CachedEmbedder, open_cache, texts_to_embed  # noqa: E402
 from training.sentiment_data import HARD_KINDS, Review, corpus_split, hard_examples  # noqa: E402
-from training.sentiment_v2 import evaluate, reliability  # noqa: E402
+from training.sentiment_v2 import evaluate, labels_of, reliability  # noqa: E402
 
 
 def positive_scores(bot: SentimentBot, texts: list[str], batch: int = 64) -> np.ndarray:
@@ -62,9 +62,8 @@ def measure(path: Path, corpus: list[Review], hard: list[Review], threads: int, 
     corpus_scores = positive_scores(bot, [r.text for r in corpus])
     hard_scores = positive_scores(bot, [r.text for r in hard])
     corpus_result, hard_result = evaluate(corpus_scores, corpus), evaluate(hard_scores, hard)
-    labels = {"corpus": (corpus_scores, corpus), "hard": (hard_scores, hard)}
-    return {"reliability": {part: reliability(p, np.array([r.label == "positive" for r in reviews]), bins=5)
-                            for part, (p, reviews) in labels.items()},
+    return {"reliability": {"corpus": reliability(corpus_scores, labels_of(corpus), bins=5),
+                            "hard": reliability(hard_scores, labels_of(hard), bins=5)},
             "corpus_accuracy": corpus_result["accuracy"], "corpus_ece": corpus_result["ece"],
             "hard_accuracy": hard_result["accuracy"], "hard_ece": hard_result["ece"],
             "per_kind": hard_result["per_kind"], "texts_per_second": round(speed, 1)}

@@ -135,11 +135,10 @@ def mean_of_logits(heads: list[Head], shares: list[float] | None = None) -> Head
     for head, share in zip(heads, shares):
         if len(head.labels) != 2 or head.labels != heads[0].labels or len(head.layers) > 2:
             raise ValueError("mean_of_logits takes binary heads of one or two layers with the same labels")
+        firsts.append(head.layers[0])
         if len(head.layers) == 1:
-            firsts.append(head.layers[0])
             lasts.append(np.array([[1.0, -1.0], [-1.0, 1.0]], np.float32) * share)
         else:
-            firsts.append(head.layers[0])
             lasts.append(head.layers[1][0] * share)
             bias += head.layers[1][1] * share
     first = (np.vstack([w for w, _ in firsts]).astype(np.float32),
@@ -272,9 +271,9 @@ def choose_head(data: TrainingSet, log: Any) -> tuple[HeadChoice, list[dict], np
             head = fit(*data.rows(choice, corpus_folds != k, hard_folds != k), choice)
             corpus_oof[corpus_folds == k] = positive(head, data.x_corpus[corpus_folds == k])
             hard_oof[hard_folds == k] = positive(head, data.x_hard[hard_folds == k])
-        right = (hard_oof >= 0.5) == (data.y_hard == 1)
-        row = {**asdict(choice), "corpus_kfold_accuracy": round(accuracy(corpus_oof, data.y_corpus), 4),
-               "corpus_vs_prior": round(accuracy(corpus_oof, data.y_corpus) - prior, 4),
+        right, corpus_accuracy = (hard_oof >= 0.5) == (data.y_hard == 1), accuracy(corpus_oof, data.y_corpus)
+        row = {**asdict(choice), "corpus_kfold_accuracy": round(corpus_accuracy, 4),
+               "corpus_vs_prior": round(corpus_accuracy - prior, 4),
                "hard_kfold_accuracy": round(float(right.mean()), 4),
                "hard_kfold_per_kind": {kind: round(float(right[data.hard_kinds == kind].mean()), 4)
                                        for kind in HARD_KINDS if np.any(data.hard_kinds == kind)},
@@ -319,7 +318,6 @@ def build(version: str, replace: bool, threads: int | None, log: Any = print,
     data = TrainingSet(reader.features(usable["train"]), labels_of(usable["train"]),
                        reader.features(hard_train), labels_of(hard_train),
                        reader.features(templates), labels_of(templates), np.array([r.kind for r in hard_train]))
-    x_check, y_check = reader.features(usable["calibration"]), labels_of(usable["calibration"])
     log(f"features ready after {time.monotonic() - started:.0f}s")
 
     choice, comparison, hard_oof = choose_head(data, log)
@@ -327,6 +325,7 @@ def build(version: str, replace: bool, threads: int | None, log: Any = print,
     if compare_only:
         return {"chosen": asdict(choice), "head_comparison": comparison}
     head = fit(*data.everything(choice), choice)
+    x_check, y_check = reader.features(usable["calibration"]), labels_of(usable["calibration"])
     calibration = fit_calibration(np.concatenate([positive(head, x_check), hard_oof]),
                                   np.concatenate([y_check, data.y_hard]))
     log(f"calibration: {calibration}")
